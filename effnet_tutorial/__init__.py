@@ -2,11 +2,14 @@
 
 >>> from effnet_tutorial import EfficientNet, trace_shapes, count_params, count_flops
 >>> model = EfficientNet.from_name("efficientnet-b0")
+>>> count_params(model)
+5288548
 """
-from .config import (MODEL_NAMES, FusedMBConvConfig, MBConvConfig, ModelConfig, compound_coefficients,
-                     format_block, get_model_config, parse_block, round_filters, round_repeats)
+from .config import MODEL_NAMES, FusedMBConvConfig, MBConvConfig, ModelConfig, get_model_config
 from .inspection import activation_memory, count_flops, count_params, saved_tensors, summary, trace_shapes
 from .model import EfficientNet
+from .notation import format_block, parse_block
+from .scaling import compound_coefficients, round_filters, round_repeats
 
 __version__ = "0.1.0"
 

@@ -38,6 +38,7 @@ class MBConv(nn.Module):
         super().__init__()
         mid = in_channels * expand_ratio
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
+        self.stride = stride
         self.has_skip = stride == 1 and in_channels == out_channels
         self.expand = (ConvBNAct(in_channels, mid, 1, activation=activation, **bn)
                        if expand_ratio != 1 else nn.Identity())
@@ -47,6 +48,9 @@ class MBConv(nn.Module):
                    if se_ratio else nn.Identity())
         self.project = ConvBNAct(mid, out_channels, 1, activation=None, **bn)
         self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate > 0 else nn.Identity()
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, has_skip={self.has_skip}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """MBConv (MobileNetV2 Fig. 3d, with SE as in EfficientNet §4).
@@ -89,6 +93,7 @@ class FusedMBConv(nn.Module):
         mid = in_channels * expand_ratio
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
         spatial = dict(padding=padding, input_size=input_size, **bn)
+        self.stride = stride
         self.has_skip = stride == 1 and in_channels == out_channels
         if expand_ratio != 1:
             self.expand = ConvBNAct(in_channels, mid, kernel_size, stride, activation=activation, **spatial)
@@ -99,6 +104,9 @@ class FusedMBConv(nn.Module):
         self.se = (SqueezeExcite(mid, squeezed_channels(in_channels, se_ratio), activation)
                    if se_ratio else nn.Identity())
         self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate > 0 else nn.Identity()
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, has_skip={self.has_skip}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fused-MBConv (EfficientNetV2 Fig. 2).

@@ -1,8 +1,15 @@
-r"""Architecture as data: block configs, the official tables and the scaling rules.
+r"""Architecture as data: block configs, the official tables and the model config.
 
 Everything an EfficientNet is made of is written down here as plain, frozen
 dataclasses, so that a chapter can print the table, a test can compare it with the
 official code, and the model builder (:mod:`effnet_tutorial.model`) only has to read it.
+The scaling rules live in :mod:`effnet_tutorial.scaling`, the block-string notation in
+:mod:`effnet_tutorial.notation`.
+
+Stages are numbered as the papers number them: Table 1 of Tan & Le (2019, arXiv
+1905.11946v5) calls B0's stem stage 1, its MBConv stages 2-8 and its head stage 9;
+Table 4 of Tan & Le (2021, arXiv 2104.00298v3) calls V2-S's stem stage 0, its block
+stages 1-6 and its head stage 7.
 
 Sources (facts, not code, taken from):
 
@@ -11,23 +18,36 @@ Sources (facts, not code, taken from):
   ``r1_k3_s11_e1_i32_o16_se0.25`` ...
 * B0–B7 coefficients: ``efficientnet_params()`` in the same file.
 * EfficientNetV2-S/M/L/XL, Table 4 of Tan & Le (2021) and ``effnetv2_configs.py`` in
-  google/automl (``efficientnetv2``).
+  google/automl (``efficientnetv2``); BatchNorm settings from its ``hparams.py``.
 """
 from __future__ import annotations
 
 import difflib
-import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from numbers import Real
 from typing import ClassVar, Union
 
+from .scaling import round_filters, round_repeats
+
 __all__ = [
-    "MBConvConfig", "FusedMBConvConfig", "BlockConfig", "ModelConfig",
+    "MBConvConfig", "FusedMBConvConfig", "BlockConfig", "BlockSpec", "ModelConfig",
     "EFFICIENTNET_B0_BLOCKS", "EFFICIENTNETV2_BLOCKS", "V1_COEFFICIENTS", "V2_SETTINGS",
-    "MODEL_NAMES", "round_filters", "round_repeats", "compound_coefficients",
-    "parse_block", "format_block", "parse_blocks", "format_blocks", "get_model_config",
-    "canonical_name",
+    "MODEL_NAMES", "PADDING_MODES", "get_model_config", "canonical_name",
 ]
+
+#: ``"same"``: TensorFlow's padding (the official models); ``"symmetric"``: PyTorch's
+#: ``padding=k // 2`` (torchvision).
+PADDING_MODES = ("same", "symmetric")
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and v == v  # v == v: not NaN
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -47,7 +67,13 @@ class _StageConfig:
     kind: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        _validate_block(self)
+        name = type(self).__name__
+        for f in ("expand_ratio", "kernel_size", "stride", "in_channels", "out_channels", "num_repeats"):
+            _check_positive_int(f"{name}.{f}", getattr(self, f))
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"{name}.kernel_size must be odd (3, 5, ...), got {self.kernel_size}")
+        if self.se_ratio is not None and not (_is_real(self.se_ratio) and 0 < self.se_ratio <= 1):
+            raise ValueError(f"{name}.se_ratio must be None or in (0, 1], got {self.se_ratio!r}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +82,8 @@ class MBConvConfig(_StageConfig):
 
     The first block of the stage uses ``stride`` and maps ``in_channels`` to
     ``out_channels``; the other ``num_repeats - 1`` blocks use stride 1 and keep
-    ``out_channels`` (this is how the official builder expands a stage).
+    ``out_channels`` (this is how the official builder expands a stage; see
+    :meth:`ModelConfig.block_specs`).
     """
 
     se_ratio: float | None = 0.25
@@ -79,98 +106,49 @@ class FusedMBConvConfig(_StageConfig):
 BlockConfig = Union[MBConvConfig, FusedMBConvConfig]
 
 
-def _validate_block(cfg: BlockConfig) -> None:
-    name = type(cfg).__name__
-    for f in ("expand_ratio", "kernel_size", "stride", "in_channels", "out_channels", "num_repeats"):
-        v = getattr(cfg, f)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}.{f} must be a positive int, got {v!r}")
-    if cfg.kernel_size % 2 == 0:
-        raise ValueError(f"{name}.kernel_size must be odd (3, 5, ...), got {cfg.kernel_size}")
-    if cfg.se_ratio is not None and not (0 < cfg.se_ratio <= 1):
-        raise ValueError(f"{name}.se_ratio must be None or in (0, 1], got {cfg.se_ratio!r}")
+@dataclass(frozen=True)
+class BlockSpec:
+    """One block of a model, after scaling and after its stage has been expanded.
 
-
-# --------------------------------------------------------------------------------------
-# The compact block notation of the official code: r2_k3_s2_e6_i16_o24_se0.25 (c1: fused)
-# --------------------------------------------------------------------------------------
-_TOKEN = re.compile(r"^(r|k|s|e|i|o|se|c)(\d+(?:\.\d+)?)$")
-
-
-def parse_block(text: str) -> BlockConfig:
-    """Parse one block string such as ``"r2_k3_s2_e6_i16_o24_se0.25"``.
-
-    ``r`` repeats, ``k`` kernel, ``s`` stride (the V1 code writes it twice, ``s22``;
-    both forms are accepted), ``e`` expansion, ``i``/``o`` channels, ``se`` SE ratio,
-    ``c1`` marks a Fused-MBConv stage (the official V2 ``conv_type``).
+    ``stage`` is the paper's stage number, ``index`` the block's position in it. The
+    first block of a stage carries the stage's stride and channel change; the others
+    have stride 1 and ``in_channels == out_channels``.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"a block string is expected, got {type(text).__name__}")
-    fields: dict[str, str] = {}
-    for tok in text.strip().split("_"):
-        m = _TOKEN.match(tok)
-        if not m:
-            raise ValueError(f"cannot parse token {tok!r} in block string {text!r}; expected tokens like "
-                             "r2, k3, s2 (or s22), e6, i16, o24, se0.25, c1")
-        fields[m.group(1)] = m.group(2)
-    missing = [k for k in ("r", "k", "s", "e", "i", "o") if k not in fields]
-    if missing:
-        raise ValueError(f"block string {text!r} lacks {', '.join(missing)}")
-    stride = fields["s"]
-    if len(stride) == 2 and stride[0] == stride[1]:
-        stride = stride[0]          # V1 notation: s22 = stride (2, 2)
-    elif len(stride) != 1:
-        raise ValueError(f"block string {text!r}: only square strides are supported, got s{stride}")
-    kwargs = dict(expand_ratio=int(fields["e"]), kernel_size=int(fields["k"]), stride=int(stride),
-                  in_channels=int(fields["i"]), out_channels=int(fields["o"]),
-                  num_repeats=int(fields["r"]),
-                  se_ratio=float(fields["se"]) if "se" in fields else None)
-    conv_type = int(fields.get("c", "0"))
-    if conv_type not in (0, 1):
-        raise ValueError(f"block string {text!r}: c must be 0 (MBConv) or 1 (Fused-MBConv)")
-    return FusedMBConvConfig(**kwargs) if conv_type == 1 else MBConvConfig(**kwargs)
 
-
-def format_block(cfg: BlockConfig) -> str:
-    """Inverse of :func:`parse_block` (single-digit stride form, ``c1`` for fused)."""
-    s = (f"r{cfg.num_repeats}_k{cfg.kernel_size}_s{cfg.stride}_e{cfg.expand_ratio}"
-         f"_i{cfg.in_channels}_o{cfg.out_channels}")
-    if cfg.se_ratio is not None:
-        s += f"_se{cfg.se_ratio:g}"
-    if cfg.kind == "fused":
-        s += "_c1"
-    return s
-
-
-def parse_blocks(texts) -> tuple[BlockConfig, ...]:
-    """Parse a list of block strings into a tuple of configs."""
-    return tuple(parse_block(t) for t in texts)
-
-
-def format_blocks(cfgs) -> list[str]:
-    """Format a sequence of block configs as block strings."""
-    return [format_block(c) for c in cfgs]
+    stage: int
+    index: int
+    kind: str
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    expand_ratio: int
+    se_ratio: float | None
+    drop_path_rate: float
 
 
 # --------------------------------------------------------------------------------------
 # The base tables
 # --------------------------------------------------------------------------------------
-#: EfficientNet-B0 (Tan & Le 2019, Table 1, stages 2-8). Stage 1 is the 3x3 stem conv
-#: (32 channels), stage 9 the 1x1 head conv (1280), pooling and the classifier.
+#: EfficientNet-B0 (Tan & Le 2019, arXiv 1905.11946v5, Table 1): stages 2-8. Stage 1 is
+#: the 3x3 stem conv (32 channels, 224x224 input), stage 9 the 1x1 head conv (1280),
+#: pooling and the classifier. "input" is Table 1's resolution column: the size of the
+#: feature map that enters the stage.
 EFFICIENTNET_B0_BLOCKS: tuple[MBConvConfig, ...] = (
-    #            e  k  s   in  out  r
-    MBConvConfig(1, 3, 1,  32,  16, 1),
-    MBConvConfig(6, 3, 2,  16,  24, 2),
-    MBConvConfig(6, 5, 2,  24,  40, 2),
-    MBConvConfig(6, 3, 2,  40,  80, 3),
-    MBConvConfig(6, 5, 1,  80, 112, 3),
-    MBConvConfig(6, 5, 2, 112, 192, 4),
-    MBConvConfig(6, 3, 1, 192, 320, 1),
+    #            e  k  s   in  out  r        stage  input
+    MBConvConfig(1, 3, 1,  32,  16, 1),    # 2      112x112
+    MBConvConfig(6, 3, 2,  16,  24, 2),    # 3      112x112
+    MBConvConfig(6, 5, 2,  24,  40, 2),    # 4      56x56
+    MBConvConfig(6, 3, 2,  40,  80, 3),    # 5      28x28
+    MBConvConfig(6, 5, 1,  80, 112, 3),    # 6      14x14
+    MBConvConfig(6, 5, 2, 112, 192, 4),    # 7      14x14
+    MBConvConfig(6, 3, 1, 192, 320, 1),    # 8      7x7
 )
 
 _F, _M = FusedMBConvConfig, MBConvConfig
 #: EfficientNetV2 tables (Tan & Le 2021, Table 4 for S; google/automl
-#: ``effnetv2_configs.py`` for S, M, L and XL). Stem 3x3 stride 2, head 1x1 to 1280.
+#: ``effnetv2_configs.py`` for S, M, L and XL). Stem 3x3 stride 2 (stage 0), head 1x1
+#: to 1280 (the last stage). Rows are stages 1, 2, ...
 EFFICIENTNETV2_BLOCKS: dict[str, tuple[BlockConfig, ...]] = {
     "efficientnetv2-s": (
         #  e  k  s   in  out   r
@@ -213,7 +191,8 @@ del _F, _M
 
 #: B0-B7 as published: (width, depth, resolution, dropout). tensorflow/tpu
 #: ``efficientnet_builder.efficientnet_params``. Note that these are rounded by hand
-#: from the compound rule (see :func:`compound_coefficients`), not computed by it.
+#: from the compound rule (see :func:`~effnet_tutorial.scaling.compound_coefficients`),
+#: not computed by it.
 V1_COEFFICIENTS: dict[str, tuple[float, float, int, float]] = {
     "efficientnet-b0": (1.0, 1.0, 224, 0.2),
     "efficientnet-b1": (1.0, 1.1, 240, 0.2),
@@ -234,52 +213,14 @@ V2_SETTINGS: dict[str, tuple[int, int, float]] = {
     "efficientnetv2-xl": (384, 512, 0.4),
 }
 
+#: BatchNorm momentum in PyTorch's convention (the weight of the NEW batch statistic).
+#: TensorFlow states the weight of the OLD running value: tensorflow/tpu uses 0.99 for
+#: V1 (PyTorch 0.01, as efficientnet_pytorch), google/automl ``efficientnetv2/hparams.py``
+#: uses ``bn_momentum=0.9`` for V2 (PyTorch 0.1, as torchvision's V2).
+V1_BN_MOMENTUM = 0.01  # 1 - 0.99
+V2_BN_MOMENTUM = 0.1   # 1 - 0.9
+
 MODEL_NAMES: tuple[str, ...] = tuple(V1_COEFFICIENTS) + tuple(V2_SETTINGS)
-
-
-# --------------------------------------------------------------------------------------
-# Scaling rules: pure functions of the unscaled table
-# --------------------------------------------------------------------------------------
-def round_filters(channels: int, width_coefficient: float, divisor: int = 8) -> int:
-    r"""Scale a channel count by the width coefficient and round it to a multiple of 8.
-
-    :math:`c' = \max(d, \lfloor (c w + d/2) / d \rfloor d)`, plus one more :math:`d`
-    if that rounded down by more than 10 % (hardware likes multiples of 8; the 10 %
-    guard keeps narrow layers from shrinking). EfficientNet paper §3.3; tensorflow/tpu
-    ``round_filters``.
-
-    Shape: int -> int.
-    """
-    scaled = channels * width_coefficient
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
-        rounded += divisor
-    return int(rounded)
-
-
-def round_repeats(repeats: int, depth_coefficient: float) -> int:
-    r"""Scale a stage's number of blocks by the depth coefficient, rounding up.
-
-    :math:`n' = \lceil d \cdot n \rceil` (EfficientNet §3.3; tensorflow/tpu ``round_repeats``).
-
-    Shape: int -> int.
-    """
-    return int(math.ceil(depth_coefficient * repeats))
-
-
-def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
-                          base_resolution: int = 224) -> dict[str, float]:
-    r"""The compound scaling rule of EfficientNet §3.3, Eq. 3.
-
-    depth :math:`d = \alpha^\phi`, width :math:`w = \beta^\phi`, resolution
-    :math:`r = \gamma^\phi`, with :math:`\alpha \beta^2 \gamma^2 \approx 2` so that
-    FLOPs grow by about :math:`2^\phi`. The published B1–B7 coefficients
-    (:data:`V1_COEFFICIENTS`) were rounded from this rule and differ from it.
-
-    Shape: scalars -> dict(depth, width, resolution (pixels), flops_factor).
-    """
-    d, w, r = alpha ** phi, beta ** phi, gamma ** phi
-    return {"depth": d, "width": w, "resolution": base_resolution * r, "flops_factor": d * w * w * r * r}
 
 
 # --------------------------------------------------------------------------------------
@@ -287,47 +228,148 @@ def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1, gam
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything needed to build one EfficientNet: the unscaled table plus the coefficients.
+    """Everything needed to build one EfficientNet: the unscaled table, the coefficients
+    and the build options. Every value is checked here, once, when the config is made.
 
-    ``blocks`` is the *base* table; :meth:`scaled_blocks` applies :func:`round_filters`
-    and :func:`round_repeats` to it, so the table you read is the one the paper prints.
+    ``blocks`` is the *base* table; :meth:`scaled_blocks` applies
+    :func:`~effnet_tutorial.scaling.round_filters` and
+    :func:`~effnet_tutorial.scaling.round_repeats` to it, so the table you read is the
+    one the paper prints. Change a field with :meth:`with_options` (or
+    ``dataclasses.replace``), which checks again.
+
+    ``resolution`` is the native (evaluation) image size; ``image_size`` fixes TF "same"
+    padding for one input size (static pad layers, like efficientnet_pytorch's), ``None``
+    pads each input as it comes. ``drop_path_rate`` is stochastic depth's rate at the
+    last block (the official code calls it ``drop_connect_rate``; chapter 3 explains).
     """
 
     name: str
     blocks: tuple[BlockConfig, ...]
     width_coefficient: float = 1.0
     depth_coefficient: float = 1.0
-    resolution: int = 224          # evaluation image size
+    resolution: int = 224
     train_resolution: int | None = None
     dropout_rate: float = 0.2
-    drop_connect_rate: float = 0.2
+    drop_path_rate: float = 0.2
     stem_channels: int | None = None  # None: the first stage's in_channels (32 for V1)
     head_channels: int = 1280
     bn_eps: float = 1e-3
-    bn_momentum: float = 0.01      # PyTorch convention: 1 - TF's 0.99
+    bn_momentum: float = V1_BN_MOMENTUM
+    num_classes: int = 1000
+    in_channels: int = 3
+    image_size: int | None = None
+    padding: str = "same"
 
     def __post_init__(self) -> None:
-        if not self.blocks:
-            raise ValueError("ModelConfig.blocks must list at least one stage")
-        for b in self.blocks:
+        blocks = self.blocks
+        if isinstance(blocks, list):
+            object.__setattr__(self, "blocks", blocks := tuple(blocks))
+        if not isinstance(blocks, tuple) or not blocks:
+            raise ValueError(f"ModelConfig.blocks must list at least one stage, got {blocks!r}")
+        for b in blocks:
             if not isinstance(b, (MBConvConfig, FusedMBConvConfig)):
                 raise TypeError(f"ModelConfig.blocks holds MBConvConfig/FusedMBConvConfig, got {type(b).__name__}")
-        for prev, nxt in zip(self.blocks, self.blocks[1:]):
+        for i, (prev, nxt) in enumerate(zip(blocks, blocks[1:])):
             if prev.out_channels != nxt.in_channels:
-                raise ValueError(f"stages do not chain: {format_block(prev)} outputs {prev.out_channels} "
-                                 f"channels but {format_block(nxt)} expects {nxt.in_channels}")
-        for f in ("dropout_rate", "drop_connect_rate"):
+                raise ValueError(f"stages do not chain: stage {self.first_stage + 1 + i} outputs "
+                                 f"{prev.out_channels} channels but stage {self.first_stage + 2 + i} "
+                                 f"expects {nxt.in_channels}")
+        for f in ("width_coefficient", "depth_coefficient", "bn_eps"):
             v = getattr(self, f)
-            if not (0.0 <= v < 1.0):
-                raise ValueError(f"{f} must be in [0, 1), got {v!r}")
+            if not (_is_real(v) and v > 0):
+                raise ValueError(f"{f} must be a positive number, got {v!r}")
+        for f in ("dropout_rate", "drop_path_rate"):
+            v = getattr(self, f)
+            if not (_is_real(v) and 0.0 <= v < 1.0):
+                raise ValueError(f"{f} must be a number in [0, 1), got {v!r}")
+        if not (_is_real(self.bn_momentum) and 0.0 < self.bn_momentum <= 1.0):
+            raise ValueError(f"bn_momentum (PyTorch's convention: the weight of the new batch statistic) "
+                             f"must be in (0, 1], got {self.bn_momentum!r}")
+        for f in ("resolution", "head_channels", "num_classes", "in_channels"):
+            _check_positive_int(f, getattr(self, f))
+        for f in ("train_resolution", "stem_channels", "image_size"):
+            if getattr(self, f) is not None:
+                _check_positive_int(f, getattr(self, f))
+        if self.padding not in PADDING_MODES:
+            raise ValueError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
+        if self.padding == "symmetric" and self.image_size is not None:
+            raise ValueError(f"image_size={self.image_size} fixes TF 'same' padding for one input size; "
+                             "padding='symmetric' works for every size: leave image_size=None")
 
+    def with_options(self, **changes) -> "ModelConfig":
+        """A copy with some fields changed (checked again); ``None`` values are ignored,
+        so optional keyword arguments can be passed straight through.
+
+        Shape: config -> config.
+        """
+        changes = {k: v for k, v in changes.items() if v is not None}
+        valid = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise TypeError(f"unknown ModelConfig option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        return replace(self, **changes) if changes else self
+
+    # ------------------------------------------------------------------ the tables
     def scaled_blocks(self) -> tuple[BlockConfig, ...]:
-        """The base table with channels and repeats scaled (EfficientNet §3.3)."""
+        """The base table with channels and repeats scaled (EfficientNet §3.3).
+
+        Shape: -> one config per block stage, in order (7 for B0).
+        """
         return tuple(replace(b,
                              in_channels=round_filters(b.in_channels, self.width_coefficient),
                              out_channels=round_filters(b.out_channels, self.width_coefficient),
                              num_repeats=round_repeats(b.num_repeats, self.depth_coefficient))
                      for b in self.blocks)
+
+    @property
+    def first_stage(self) -> int:
+        """The stem's stage number: 1 in the V1 paper's Table 1, 0 in the V2 paper's
+        Table 4 (recognised by its Fused-MBConv stages)."""
+        return 0 if any(b.kind == "fused" for b in self.blocks) else 1
+
+    @property
+    def stage_numbers(self) -> tuple[int, ...]:
+        """The paper's numbers of the block stages: (2, ..., 8) for B0, (1, ..., 6) for V2-S."""
+        return tuple(range(self.first_stage + 1, self.first_stage + 1 + len(self.blocks)))
+
+    @property
+    def head_stage(self) -> int:
+        """The paper's number of the head stage (9 for B0, 7 for V2-S)."""
+        return self.stage_numbers[-1] + 1
+
+    def stage(self, number: int) -> BlockConfig:
+        """The scaled config of the block stage the paper numbers ``number``
+        (``get_model_config("efficientnet-b4").stage(6)``: 160 channels, 6 blocks).
+
+        Shape: int -> MBConvConfig | FusedMBConvConfig.
+        """
+        numbers = self.stage_numbers
+        if isinstance(number, bool) or not isinstance(number, int) or number not in numbers:
+            raise ValueError(f"{self.name} has block stages {numbers[0]}-{numbers[-1]} (stage "
+                             f"{self.first_stage} is the stem, {self.head_stage} the head); got {number!r}")
+        return self.scaled_blocks()[numbers.index(number)]
+
+    def block_specs(self) -> tuple[BlockSpec, ...]:
+        """Every block of the model, in order: the one place where stages are expanded.
+
+        The first block of a stage takes the stage's stride and channel change, the
+        others stride 1 (tensorflow/tpu ``efficientnet_model.py``, google/automl
+        ``effnetv2_model.py``). Block :math:`i` of :math:`N` gets the drop-path rate
+        ``drop_path_rate * i / N`` (see :meth:`drop_path_rates`).
+
+        Shape: -> N BlockSpecs (16 for B0).
+        """
+        rates = iter(self.drop_path_rates())
+        specs = []
+        for number, cfg in zip(self.stage_numbers, self.scaled_blocks()):
+            for i in range(cfg.num_repeats):
+                specs.append(BlockSpec(
+                    stage=number, index=i, kind=cfg.kind,
+                    in_channels=cfg.in_channels if i == 0 else cfg.out_channels,
+                    out_channels=cfg.out_channels, kernel_size=cfg.kernel_size,
+                    stride=cfg.stride if i == 0 else 1, expand_ratio=cfg.expand_ratio,
+                    se_ratio=cfg.se_ratio, drop_path_rate=next(rates)))
+        return tuple(specs)
 
     @property
     def scaled_stem_channels(self) -> int:
@@ -338,17 +380,18 @@ class ModelConfig:
     def scaled_head_channels(self) -> int:
         return round_filters(self.head_channels, self.width_coefficient)
 
-    def drop_path_rates(self, drop_connect_rate: float | None = None) -> list[float]:
-        r"""Drop-path (drop connect) rate of every block, in order.
+    def drop_path_rates(self) -> list[float]:
+        r"""Drop-path (stochastic depth) rate of every block, in order.
 
         Block :math:`i` of :math:`N` drops its residual branch with rate
-        :math:`\text{drop\_connect\_rate} \cdot i / N`: 0 for the first block, growing
+        :math:`\text{drop\_path\_rate} \cdot i / N`: 0 for the first block, growing
         linearly with depth (tensorflow/tpu ``efficientnet_model.py``; the "linear decay"
         rule of Huang et al. 2016). Blocks without a skip connection ignore it.
+
+        Shape: -> list of N floats.
         """
-        rate = self.drop_connect_rate if drop_connect_rate is None else drop_connect_rate
         n = self.num_blocks
-        return [rate * i / n for i in range(n)]
+        return [self.drop_path_rate * i / n for i in range(n)]
 
     @property
     def num_blocks(self) -> int:
@@ -370,13 +413,35 @@ def canonical_name(name: str) -> str:
     raise ValueError(f"unknown model name {name!r}.{hint} Valid names: {', '.join(MODEL_NAMES)}")
 
 
-def get_model_config(name: str) -> ModelConfig:
-    """The official configuration of a named model (``efficientnet-b0`` ... ``efficientnetv2-xl``)."""
+def get_model_config(name: str, **options) -> ModelConfig:
+    """The official configuration of a named model (``efficientnet-b0`` ...
+    ``efficientnetv2-xl``), with build options (``num_classes=10`` ...) applied.
+
+    Shape: name -> ModelConfig.
+    """
     key = canonical_name(name)
     if key in V1_COEFFICIENTS:
         w, d, res, drop = V1_COEFFICIENTS[key]
-        return ModelConfig(name=key, blocks=EFFICIENTNET_B0_BLOCKS, width_coefficient=w,
-                           depth_coefficient=d, resolution=res, train_resolution=res, dropout_rate=drop)
-    train, evaluate, drop = V2_SETTINGS[key]
-    return ModelConfig(name=key, blocks=EFFICIENTNETV2_BLOCKS[key], resolution=evaluate,
-                       train_resolution=train, dropout_rate=drop)
+        cfg = ModelConfig(name=key, blocks=EFFICIENTNET_B0_BLOCKS, width_coefficient=w,
+                          depth_coefficient=d, resolution=res, train_resolution=res, dropout_rate=drop)
+    else:
+        train, evaluate, drop = V2_SETTINGS[key]
+        cfg = ModelConfig(name=key, blocks=EFFICIENTNETV2_BLOCKS[key], resolution=evaluate,
+                          train_resolution=train, dropout_rate=drop, bn_momentum=V2_BN_MOMENTUM)
+    return cfg.with_options(**options)
+
+
+def as_config(model_or_config) -> ModelConfig:
+    """A model name, a ModelConfig or anything with a ``.config`` (an EfficientNet) ->
+    its ModelConfig; anything else is a clear TypeError.
+
+    Shape: name | config | model -> ModelConfig.
+    """
+    if isinstance(model_or_config, ModelConfig):
+        return model_or_config
+    if isinstance(model_or_config, str):
+        return get_model_config(model_or_config)
+    config = getattr(model_or_config, "config", None)
+    if isinstance(config, ModelConfig):
+        return config
+    raise TypeError(f"expected a model name, a ModelConfig or an EfficientNet, got {type(model_or_config).__name__}")

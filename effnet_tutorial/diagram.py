@@ -7,35 +7,24 @@ from __future__ import annotations
 
 import math
 
-from .config import ModelConfig, get_model_config
+from .config import as_config
 
 __all__ = ["stage_table", "draw_architecture"]
-
-
-def _config(model_or_name) -> ModelConfig:
-    if isinstance(model_or_name, ModelConfig):
-        return model_or_name
-    if isinstance(model_or_name, str):
-        return get_model_config(model_or_name)
-    config = getattr(model_or_name, "config", None)
-    if isinstance(config, ModelConfig):
-        return config
-    raise TypeError(f"expected a model name, a ModelConfig or an EfficientNet, got {type(model_or_name).__name__}")
 
 
 def stage_table(model_or_name, image_size: int | None = None, first_stage: int | None = None) -> list[dict]:
     """One row per stage, like Table 1 of the EfficientNet paper (stem and head included).
 
-    Stages are numbered as each paper does: from 1 for V1 (Table 1), from 0 for V2
-    (Table 4, recognised by its Fused-MBConv stages); ``first_stage`` overrides.
+    Stages are numbered as each paper does (``ModelConfig.first_stage``): from 1 for V1
+    (Table 1), from 0 for V2 (Table 4); ``first_stage`` overrides.
 
     Keys: ``stage``, ``operator``, ``kernel``, ``expand_ratio``, ``stride``,
     ``in_channels``, ``out_channels``, ``repeats``, ``input_size``, ``output_size``
     (feature-map side length for a square ``image_size`` input; default: native size).
     """
-    cfg = _config(model_or_name)
+    cfg = as_config(model_or_name)
     if first_stage is None:
-        first_stage = 0 if any(b.kind == "fused" for b in cfg.blocks) else 1
+        first_stage = cfg.first_stage
     size = image_size or cfg.resolution
     rows = []
 
@@ -46,7 +35,7 @@ def stage_table(model_or_name, image_size: int | None = None, first_stage: int |
                          in_channels=cin, out_channels=cout, repeats=n, input_size=size, output_size=out))
         size = out
 
-    add("Conv", 3, None, 2, 3, cfg.scaled_stem_channels, 1)
+    add("Conv", 3, None, 2, cfg.in_channels, cfg.scaled_stem_channels, 1)
     for b in cfg.scaled_blocks():
         op = ("Fused-MBConv" if b.kind == "fused" else "MBConv") + str(b.expand_ratio)
         add(op, b.kernel_size, b.expand_ratio, b.stride, b.in_channels, b.out_channels, b.num_repeats)
@@ -66,7 +55,7 @@ def draw_architecture(model_or_name, image_size: int | None = None, ax=None, tit
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    cfg = _config(model_or_name)
+    cfg = as_config(model_or_name)
     rows = stage_table(cfg, image_size)
     if ax is None:
         _, ax = plt.subplots(figsize=(max(8.0, 1.25 * len(rows)), 3.6), dpi=100)

@@ -5,17 +5,21 @@ meta device where it can, so even B7 and V2-XL cost no memory to count.
 """
 from __future__ import annotations
 
+import copy
+import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .config import ModelConfig, get_model_config
 from .model import EfficientNet
 
 __all__ = ["trace_shapes", "count_params", "count_flops", "summary", "format_shape", "DEPTHS",
-           "SavedTensors", "saved_tensors", "activation_memory"]
+           "SavedTensors", "saved_tensors", "activation_memory", "meta_twin", "inspecting", "as_model"]
 
 DEPTHS = ("stage", "block", "layer")
 
@@ -23,6 +27,49 @@ DEPTHS = ("stage", "block", "layer")
 def format_shape(shape: Sequence[int]) -> str:
     """``torch.Size([1, 3, 224, 224])`` -> ``"[1, 3, 224, 224]"``."""
     return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+# --------------------------------------------------------------------------------------
+# What every inspection does first: get a module, in a known mode, at no memory cost
+# --------------------------------------------------------------------------------------
+def meta_twin(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` exactly as it is (edited heads, removed stages and all) with
+    every parameter and buffer on the meta device: shapes only, no memory, no copy of
+    the weights. Shape: module -> module.
+    """
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def as_model(model_or_config) -> nn.Module:
+    """A name or a ModelConfig becomes its model built on the meta device (no weights in
+    memory); a module is returned as it is. Shape: name | config | module -> module.
+    """
+    if isinstance(model_or_config, nn.Module):
+        return model_or_config
+    if isinstance(model_or_config, str):
+        model_or_config = get_model_config(model_or_config)
+    if isinstance(model_or_config, ModelConfig):
+        with torch.device("meta"):
+            return EfficientNet(model_or_config)
+    raise TypeError(f"expected an nn.Module, a ModelConfig or a model name, got {type(model_or_config).__name__}")
+
+
+@contextmanager
+def inspecting(model: nn.Module, training: bool = False) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode (or training mode) for an inspection and restore its
+    mode afterwards, whatever happens. Shape: module -> the same module.
+    """
+    was_training = model.training
+    model.train(training)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def _units(model: nn.Module, depth: str) -> list[tuple[str, nn.Module]]:
@@ -34,51 +81,56 @@ def _units(model: nn.Module, depth: str) -> list[tuple[str, nn.Module]]:
                 if n and not list(m.children()) and not isinstance(m, nn.Identity)]
     if isinstance(model, EfficientNet):
         units = [("stem", model.stem)]
-        for i, stage in enumerate(model.stages):
+        for number, stage in model.stages.named_children():
             if depth == "stage":
-                units.append((f"stages.{i}", stage))
+                units.append((f"stages.{number}", stage))
             else:
-                units += [(f"stages.{i}.{j}", b) for j, b in enumerate(stage)]
+                units += [(f"stages.{number}.{j}", b) for j, b in enumerate(stage)]
         return units + [("head", model.head), ("pool", model.pool), ("dropout", model.dropout),
                         ("classifier", model.classifier)]
     return [(n, m) for n, m in model.named_children() if not isinstance(m, nn.Identity)]
 
 
 def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
+    p = next(itertools.chain(model.parameters(), model.buffers()), None)
     return p.device if p is not None else torch.device("cpu")
 
 
 def _check_input_size(input_size) -> tuple[int, ...]:
     if (not isinstance(input_size, (tuple, list, torch.Size)) or len(input_size) != 4
-            or not all(isinstance(s, int) and s > 0 for s in input_size)):
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in input_size)):
         raise ValueError(f"input_size must be [B, C, H, W] (four positive ints), got {input_size!r}")
     return tuple(input_size)
 
 
 def _input_size(model: nn.Module, input_size) -> tuple[int, ...]:
-    """The given size, checked; by default one image at an EfficientNet's native resolution."""
+    """The given size, checked; by default one image at an EfficientNet's native size and
+    with its input channels."""
     if input_size is None:
         if not isinstance(model, EfficientNet):
-            raise ValueError("input_size is required for a module that is not an EfficientNet")
-        r = model.image_size or model.config.resolution
+            raise ValueError(f"input_size [B, C, H, W] is required for a {type(model).__name__}, "
+                             "which is not an EfficientNet")
+        r = model.config.image_size or model.config.resolution
         input_size = (1, model.in_channels, r, r)
     return _check_input_size(input_size)
 
 
-def trace_shapes(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224), depth: str = "stage",
+def trace_shapes(model, input_size: Sequence[int] | None = None, depth: str = "stage",
                  print_fn: Callable[[str], None] | None = print) -> list[tuple[str, tuple[int, ...]]]:
     """Run a dummy input through ``model`` and print one line per step:
     ``[1, 3, 224, 224] -> stem -> [1, 32, 112, 112]``.
 
-    ``depth`` is ``"stage"`` (stem, each stage, head, pool, dropout, classifier),
-    ``"block"`` (every block) or ``"layer"`` (every leaf module: pad, conv, bn, act,
-    SE parts ...). Works for any module (blocks too). Runs in eval mode, without
-    gradients, on the model's device (the meta device costs nothing).
+    ``model`` is a module (blocks too), a ModelConfig or a model name (built on the
+    meta device: shapes only). ``input_size`` defaults to one image with the model's
+    input channels at its native size. ``depth`` is ``"stage"`` (stem, each stage,
+    head, pool, dropout, classifier), ``"block"`` (every block) or ``"layer"`` (every
+    leaf module: pad, conv, bn, act, SE parts ...). Runs in eval mode, without
+    gradients, on the model's device.
 
     Shape: returns ``[(name, output shape), ...]`` in execution order.
     """
-    input_size = _check_input_size(input_size)
+    model = as_model(model)
+    input_size = _input_size(model, input_size)
     units = _units(model, depth)
     records: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
 
@@ -89,15 +141,12 @@ def trace_shapes(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224),
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in units]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with inspecting(model), torch.no_grad():
             out = model(torch.zeros(input_size, device=_device(model)))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     if isinstance(out, torch.Tensor) and (not records or records[-1][2] != tuple(out.shape)):
         # e.g. SE's final multiply, which is not a module: show where the module ends.
         records.append(("output", records[-1][2] if records else input_size, tuple(out.shape)))
@@ -107,53 +156,37 @@ def trace_shapes(model: nn.Module, input_size: Sequence[int] = (1, 3, 224, 224),
     return [(name, shape_out) for name, _, shape_out in records]
 
 
-def _as_model(model_or_name) -> nn.Module:
-    """A name becomes its model on the meta device; an EfficientNet its meta twin."""
-    if isinstance(model_or_name, str):
-        with torch.device("meta"):
-            return EfficientNet.from_name(model_or_name)
-    if isinstance(model_or_name, EfficientNet):
-        on_meta = next(model_or_name.parameters()).device.type == "meta"
-        return model_or_name if on_meta else model_or_name.meta_copy()
-    if isinstance(model_or_name, nn.Module):
-        return model_or_name
-    raise TypeError(f"expected an nn.Module or a model name, got {type(model_or_name).__name__}")
-
-
-def count_params(model_or_name, trainable_only: bool = False) -> int:
+def count_params(model, trainable_only: bool = False) -> int:
     """Number of parameters (weights and biases; BN running statistics are buffers and
     do not count, as in the paper and torchvision's metadata).
 
-    ``model_or_name`` may be a model name: it is then built on the meta device.
+    ``model``: a module, counted as it is; or a ModelConfig or a model name, counted
+    without allocating any weights.
 
-    Shape: model or name -> int.
+    Shape: model | config | name -> int.
     """
-    model = _as_model(model_or_name) if isinstance(model_or_name, str) else model_or_name
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected an nn.Module or a model name, got {type(model).__name__}")
+    model = as_model(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_flops(model_or_name, input_size: Sequence[int] | None = None) -> int:
+def count_flops(model, input_size: Sequence[int] | None = None) -> int:
     """Multiply-adds of one forward pass, what the EfficientNet paper calls FLOPs.
 
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix
-    products; it reports 2 FLOPs per multiply-add, halved here). For a name or an
-    EfficientNet the count runs on a meta-device twin, so no weights are allocated.
-    ``input_size`` defaults to ``[1, C, R, R]`` at the model's native resolution.
+    products; it reports 2 FLOPs per multiply-add, halved here), in eval mode. A
+    module is counted as it is (an edited head, a removed stage), on a meta-device
+    twin, so no memory is allocated; a ModelConfig or a name is counted without
+    building weights. ``input_size`` defaults to ``[1, C, R, R]`` at the model's native
+    resolution.
 
     Shape: [B, C, H, W] -> int.
     """
-    model = _as_model(model_or_name)
+    model = as_model(model)
     input_size = _input_size(model, input_size)
-    was_training = model.training
+    twin = model if _device(model).type == "meta" else meta_twin(model)
     counter = FlopCounterMode(display=False)
-    try:
-        model.eval()
-        with torch.no_grad(), counter:
-            model(torch.zeros(input_size, device=_device(model)))
-    finally:
-        model.train(was_training)
+    with inspecting(twin), torch.no_grad(), counter:
+        twin(torch.zeros(input_size, device="meta"))
     return counter.get_total_flops() // 2
 
 
@@ -169,6 +202,7 @@ def summary(model: nn.Module, input_size: Sequence[int] | None = None, depth: in
         import torchinfo
     except ImportError as exc:  # pragma: no cover - torchinfo is in requirements.txt
         raise ImportError("summary() needs torchinfo: pip install torchinfo") from exc
+    model = as_model(model)
     input_size = _input_size(model, input_size)
     kwargs.setdefault("col_names", ("output_size", "num_params", "mult_adds"))
     kwargs.setdefault("row_settings", ("var_names",))
@@ -232,26 +266,23 @@ def saved_tensors(fn: Callable, *args, exclude: Iterable[torch.Tensor] = (),
     return result, out
 
 
-def activation_memory(model: nn.Module, input_size: Sequence[int] | None = None) -> SavedTensors:
+def activation_memory(model, input_size: Sequence[int] | None = None) -> SavedTensors:
     """Activation memory of training: what one training-mode forward pass saves for
     backward (weights and buffers left out), per unit of a stage-depth trace for an
     EfficientNet (``stem``, ``stages.0`` ..., ``head``, ``classifier``).
 
-    Build the model on the meta device to measure a big model for free (the bytes are
-    the same as on the CPU). The model is left in the mode it was in.
+    Measured on a meta-device twin, so even B7 costs no memory (the bytes are the same as
+    on the CPU); ``model`` may also be a ModelConfig or a name. The model is untouched.
 
     Shape: input_size [B, C, H, W] -> SavedTensors (bytes grow linearly with B).
     """
+    model = as_model(model)
     input_size = _input_size(model, input_size)
-    units = [(n, m) for n, m in _units(model, "stage") if any(True for _ in m.parameters())]
-    was_training = model.training
-    model.train()
-    try:
-        x = torch.zeros(input_size, device=_device(model))
-        weights = list(model.parameters()) + list(model.buffers())
-        with torch.enable_grad():
-            saved, out = saved_tensors(model, x, exclude=weights, units=units)
-        del out  # frees the graph
-    finally:
-        model.train(was_training)
+    twin = model if _device(model).type == "meta" else meta_twin(model)
+    units = [(n, m) for n, m in _units(twin, "stage") if any(True for _ in m.parameters())]
+    x = torch.zeros(input_size, device="meta")
+    weights = list(twin.parameters()) + list(twin.buffers())
+    with inspecting(twin, training=True), torch.enable_grad():
+        saved, out = saved_tensors(twin, x, exclude=weights, units=units)
+    del out  # frees the graph
     return saved

@@ -10,14 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import PADDING_MODES
+
 __all__ = [
     "Swish", "MemoryEfficientSwish", "SwishFunction", "SqueezeExcite", "DropPath", "drop_path",
     "same_padding", "StaticSamePad2d", "DynamicSamePad2d", "ConvBNAct", "GlobalAvgPool2d",
     "PADDING_MODES",
 ]
-
-PADDING_MODES = ("same", "symmetric")
-
 
 # --------------------------------------------------------------------------------------
 # Swish / SiLU
@@ -139,6 +138,7 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
     Shape: (B, ...) -> (B, ...).
     """
+    _check_rate(rate)
     if not training or rate == 0.0:
         return x
     keep = 1.0 - rate
@@ -146,13 +146,19 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     return x * mask / keep
 
 
+def _check_rate(rate) -> None:
+    # rate 1 would keep nothing and divide by zero (all NaN); a rate outside [0, 1) is no probability.
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop path rate must be a number in [0, 1) (the probability of dropping a "
+                         f"sample's residual branch), got {rate!r}")
+
+
 class DropPath(nn.Module):
     """Module form of :func:`drop_path`. Shape: (B, C, H, W) -> (B, C, H, W)."""
 
     def __init__(self, rate: float):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"drop path rate must be in [0, 1), got {rate!r}")
+        _check_rate(rate)
         self.rate = rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,9 @@
 r"""The EfficientNet model: stem -> stages of blocks -> head -> pool -> dropout -> classifier.
 
 One class builds V1 (B0-B7) and V2 (S/M/L/XL); the difference is only in the config
-(:mod:`effnet_tutorial.config`).
+(:mod:`effnet_tutorial.config`), which also checks every option. The stages are named
+by the paper's stage numbers: ``model.stages[6]`` is stage 6 of Table 1 of Tan & Le
+(2019, arXiv 1905.11946v5).
 """
 from __future__ import annotations
 
@@ -11,11 +13,41 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from . import weights
 from .blocks import FusedMBConv, MBConv
 from .config import ModelConfig, get_model_config
-from .layers import PADDING_MODES, ConvBNAct, GlobalAvgPool2d, MemoryEfficientSwish, Swish
+from .layers import ConvBNAct, GlobalAvgPool2d, MemoryEfficientSwish, Swish
 
-__all__ = ["EfficientNet"]
+__all__ = ["EfficientNet", "Stages"]
+
+
+class Stages(nn.Sequential):
+    """The block stages of a model, indexed by the paper's stage numbers.
+
+    ``stages[2]`` ... ``stages[8]`` for V1 (Table 1: stage 1 is the stem, 9 the head),
+    ``stages[1]`` ... for V2 (Table 4: stage 0 is the stem). The module names are the
+    same numbers, so ``stages.6.0.depthwise`` in a state dict or a trace is stage 6.
+
+    Shape: (B, C_stem, H, W) -> (B, C_last, H / 16, W / 16) (rounded up).
+    """
+
+    def _key(self, number) -> str:
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise TypeError(f"index the stages by the paper's stage number (an int), got {number!r}")
+        if str(number) not in self._modules:
+            names = list(self._modules)
+            raise IndexError(f"no stage {number}: this model's block stages are "
+                             f"{names[0]}-{names[-1]} (numbered as in the paper)" if names else "no stages")
+        return str(number)
+
+    def __getitem__(self, number: int) -> nn.Sequential:
+        return self._modules[self._key(number)]
+
+    def __setitem__(self, number: int, module: nn.Module) -> None:
+        self._modules[self._key(number)] = module
+
+    def __delitem__(self, number: int) -> None:
+        del self._modules[self._key(number)]
 
 
 class EfficientNet(nn.Module):
@@ -23,76 +55,42 @@ class EfficientNet(nn.Module):
 
     Args:
         config: a :class:`~effnet_tutorial.config.ModelConfig` (use :meth:`from_name`
-            for the published models).
-        num_classes: size of the classifier output.
-        in_channels: channels of the input image.
-        image_size: with ``padding="same"``, fixes TF padding for this input size (the
-            pad layers are then static, like efficientnet_pytorch's); ``None`` computes
-            it for every input. Ignored by ``padding="symmetric"``.
-        padding: ``"same"`` (TensorFlow, the official models) or ``"symmetric"``
-            (PyTorch ``padding=k//2``, as torchvision does).
-        dropout_rate, drop_connect_rate, bn_eps, bn_momentum: override the config.
+            for the published models); it holds every option and checks them.
+        **options: change config fields for this model, e.g. ``num_classes=10``,
+            ``in_channels=1``, ``image_size=224`` (static TF padding for that size),
+            ``padding="symmetric"`` (PyTorch's, as torchvision), ``dropout_rate``,
+            ``drop_path_rate``, ``bn_eps``, ``bn_momentum``.
 
     Shape: (B, in_channels, H, W) -> (B, num_classes).
     """
 
-    def __init__(self, config: ModelConfig, num_classes: int = 1000, in_channels: int = 3,
-                 image_size: int | None = None, padding: str = "same",
-                 dropout_rate: float | None = None, drop_connect_rate: float | None = None,
-                 bn_eps: float | None = None, bn_momentum: float | None = None):
+    def __init__(self, config: ModelConfig, **options):
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig (see EfficientNet.from_name), got {type(config).__name__}")
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
-        if image_size is not None:
-            _check_positive_int("image_size", image_size)
-        if padding not in PADDING_MODES:
-            raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}")
-        dropout_rate = config.dropout_rate if dropout_rate is None else dropout_rate
-        drop_connect_rate = config.drop_connect_rate if drop_connect_rate is None else drop_connect_rate
-        for name, rate in (("dropout_rate", dropout_rate), ("drop_connect_rate", drop_connect_rate)):
-            if not (isinstance(rate, (int, float)) and 0.0 <= rate < 1.0):
-                raise ValueError(f"{name} must be a float in [0, 1), got {rate!r}")
-        bn = dict(bn_eps=config.bn_eps if bn_eps is None else bn_eps,
-                  bn_momentum=config.bn_momentum if bn_momentum is None else bn_momentum)
-
+        config = config.with_options(**options)
         self.config = config
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.padding = padding
-        self.image_size = image_size if padding == "same" else None
-        self._build_kwargs = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                                  padding=padding, dropout_rate=dropout_rate,
-                                  drop_connect_rate=drop_connect_rate, **bn)
+        bn = dict(bn_eps=config.bn_eps, bn_momentum=config.bn_momentum)
+        pad = dict(padding=config.padding, **bn)
 
-        size = self.image_size  # spatial size seen by the next layer (None: dynamic)
-        self.stem = ConvBNAct(in_channels, config.scaled_stem_channels, 3, 2, padding=padding,
-                              input_size=size, **bn)
+        size = config.image_size  # side length seen by the next layer (None: padding is dynamic)
+        self.stem = ConvBNAct(config.in_channels, config.scaled_stem_channels, 3, 2, input_size=size, **pad)
         size = _down(size, 2)
 
-        stages = []
-        blocks = config.scaled_blocks()
-        # The rate grows linearly with depth: deep blocks are dropped more often.
-        rates = iter(config.drop_path_rates(drop_connect_rate))
-        for cfg in blocks:
-            layers = []
-            block_cls = FusedMBConv if cfg.kind == "fused" else MBConv
-            for i in range(cfg.num_repeats):
-                stride = cfg.stride if i == 0 else 1
-                layers.append(block_cls(
-                    cfg.in_channels if i == 0 else cfg.out_channels, cfg.out_channels, cfg.kernel_size,
-                    stride, cfg.expand_ratio, cfg.se_ratio,
-                    drop_path_rate=next(rates),
-                    padding=padding, input_size=size, **bn))
-                size = _down(size, stride)
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.Sequential(*stages)
+        stages: OrderedDict[str, nn.Sequential] = OrderedDict()
+        for spec in config.block_specs():
+            block_cls = FusedMBConv if spec.kind == "fused" else MBConv
+            block = block_cls(spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride,
+                              spec.expand_ratio, spec.se_ratio, drop_path_rate=spec.drop_path_rate,
+                              input_size=size, **pad)
+            stages.setdefault(str(spec.stage), nn.Sequential()).append(block)
+            size = _down(size, spec.stride)
+        self.stages = Stages(stages)
 
-        self.head = ConvBNAct(blocks[-1].out_channels, config.scaled_head_channels, 1, **bn)
+        self.head = ConvBNAct(config.scaled_blocks()[-1].out_channels, config.scaled_head_channels, 1, **bn)
         self.pool = GlobalAvgPool2d()
-        self.dropout = nn.Dropout(dropout_rate)
-        self.classifier = nn.Linear(config.scaled_head_channels, num_classes)
+        self.dropout = nn.Dropout(config.dropout_rate)
+        self.classifier = nn.Linear(config.scaled_head_channels, config.num_classes)
         self._init_weights()
 
     # ----------------------------------------------------------------------------------
@@ -120,19 +118,47 @@ class EfficientNet(nn.Module):
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
 
+    @property
+    def num_classes(self) -> int:
+        """Outputs of the classifier as it is now (a replaced head counts)."""
+        return self.classifier.out_features if isinstance(self.classifier, nn.Linear) else self.config.num_classes
+
+    @property
+    def in_channels(self) -> int:
+        """Channels the stem expects (an edited stem counts)."""
+        return self.stem.conv.in_channels
+
     def _check_input(self, x: torch.Tensor) -> None:
+        # Every mistake is named here, before it becomes a message from deep inside torch.
+        c = self.in_channels
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor of shape [B, {self.in_channels}, H, W], got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected input of shape [B, {self.in_channels}, H, W], got {list(x.shape)}")
-        if self.image_size is not None and (x.shape[-2] != self.image_size or x.shape[-1] != self.image_size):
-            raise ValueError(f"this model uses static TF padding computed for {self.image_size}x{self.image_size} "
+            raise TypeError(f"expected a torch.Tensor of shape [B, {c}, H, W], got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != c:
+            raise ValueError(f"expected input of shape [B, {c}, H, W], got {list(x.shape)}")
+        weight = self.stem.conv.weight
+        if x.dtype != weight.dtype and not _autocast_on(x.device.type):
+            if not x.is_floating_point():
+                raise TypeError(f"expected a floating-point image tensor ({weight.dtype}), got {x.dtype}: "
+                                "convert it with x.float() (and scale 0-255 pixels to [0, 1], then normalise)")
+            raise TypeError(f"the model's weights are {weight.dtype} but the input is {x.dtype}: convert the "
+                            f"input with x.to({weight.dtype}) or the model with model.to({x.dtype})")
+        size = self.config.image_size
+        if size is not None and (x.shape[-2] != size or x.shape[-1] != size):
+            raise ValueError(f"this model uses static TF padding computed for {size}x{size} "
                              f"images, got {x.shape[-2]}x{x.shape[-1]}; resize the input, or build the model "
                              f"with image_size={x.shape[-1]} or image_size=None (dynamic padding)")
+        if self.training and x.shape[0] == 1:
+            reduction = 2 * math.prod(b.stride for b in self.blocks())
+            h, w = math.ceil(x.shape[-2] / reduction), math.ceil(x.shape[-1] / reduction)
+            if h * w == 1:
+                raise ValueError(
+                    f"BatchNorm in training mode needs more than one value per channel, but one "
+                    f"{x.shape[-2]}x{x.shape[-1]} image leaves 1x1 feature maps in the last stages: train "
+                    "with a batch of 2 or more, or call model.eval() to run inference")
 
     # ----------------------------------------------------------------------------------
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Stem, all blocks and the head conv, before pooling.
+        """Stem, all blocks and the head conv, before pooling (EfficientNet §4).
 
         Shape: (B, 3, H, W) -> (B, C_head, H/32, W/32) (rounded up).
         """
@@ -151,7 +177,7 @@ class EfficientNet(nn.Module):
         x = self.dropout(x)
         return self.classifier(x)     # (B, num_classes)
 
-    def extract_endpoints(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def extract_endpoints(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Feature maps at every reduction of resolution (for detection/segmentation heads).
 
         ``reduction_i`` is the last feature map before the i-th stride-2 block, then the
@@ -163,7 +189,7 @@ class EfficientNet(nn.Module):
         endpoints: OrderedDict[str, torch.Tensor] = OrderedDict()
         x = self.stem(x)
         for block in self.blocks():
-            if _stride(block) > 1:
+            if block.stride > 1:
                 endpoints[f"reduction_{len(endpoints) + 1}"] = x
             x = block(x)
         endpoints[f"reduction_{len(endpoints) + 1}"] = x
@@ -174,9 +200,12 @@ class EfficientNet(nn.Module):
         """All blocks in order, flattened across stages. Shape: -> list of N modules (16 for B0)."""
         return [b for stage in self.stages for b in stage]
 
-    def set_swish(self, memory_efficient: bool = True) -> "EfficientNet":
+    def set_swish(self, memory_efficient: bool = True) -> EfficientNet:
         """Swap every Swish for the memory-efficient one (training) or the plain
-        ``x * sigmoid(x)`` one (export, comparison). Returns the model."""
+        ``x * sigmoid(x)`` one (export, comparison). Returns the model.
+
+        Shape: the model's shapes are unchanged.
+        """
         new = MemoryEfficientSwish if memory_efficient else Swish
         for parent in self.modules():
             for name, child in parent.named_children():
@@ -184,41 +213,40 @@ class EfficientNet(nn.Module):
                     setattr(parent, name, new(inplace=child.inplace))
         return self
 
-    def meta_copy(self) -> "EfficientNet":
-        """The same architecture on the meta device: shapes only, no memory for weights."""
-        with torch.device("meta"):
-            twin = EfficientNet(self.config, **self._build_kwargs)
-        if any(isinstance(m, Swish) for m in self.modules()):
-            twin.set_swish(memory_efficient=False)
-        return twin.train(self.training)
-
     # ----------------------------------------------------------------------------------
     @classmethod
-    def from_name(cls, name: str, num_classes: int = 1000, in_channels: int = 3, image_size: int | None = None,
-                  dropout_rate: float | None = None, drop_connect_rate: float | None = None,
-                  padding: str = "same") -> "EfficientNet":
+    def from_name(cls, name: str, num_classes: int | None = None, in_channels: int | None = None,
+                  image_size: int | None = None, dropout_rate: float | None = None,
+                  drop_connect_rate: float | None = None, padding: str | None = None) -> EfficientNet:
         """Build a published model by name, randomly initialised.
 
         ``name``: ``efficientnet-b0`` ... ``efficientnet-b7``, ``efficientnetv2-s``/``-m``/``-l``/``-xl``
-        (EfficientNet Table 1 and §3.3; EfficientNetV2 Table 4).
+        (EfficientNet Table 1 and §3.3; EfficientNetV2 Table 4). The arguments are
+        efficientnet_pytorch's; ``drop_connect_rate`` is its name for the drop-path
+        (stochastic depth) rate, ``drop_path_rate`` in the config.
 
         Shape: the model maps (B, in_channels, H, W) -> (B, num_classes).
         """
-        return cls(get_model_config(name), num_classes=num_classes, in_channels=in_channels,
-                   image_size=image_size, padding=padding, dropout_rate=dropout_rate,
-                   drop_connect_rate=drop_connect_rate)
+        return cls(get_model_config(name, num_classes=num_classes, in_channels=in_channels,
+                                    image_size=image_size, dropout_rate=dropout_rate,
+                                    drop_path_rate=drop_connect_rate, padding=padding))
 
     @classmethod
-    def from_pretrained(cls, name: str, source: str = "torchvision", weights_path: str | None = None,
-                        num_classes: int = 1000, in_channels: int = 3) -> "EfficientNet":
-        """Build a published model with ImageNet weights converted from ``source``
-        (see :func:`effnet_tutorial.weights.from_pretrained`).
+    def from_pretrained(cls, name: str, source: str = "torchvision", weights_path=None,
+                        num_classes: int = 1000, in_channels: int = 3, sha256: str | None = None) -> EfficientNet:
+        """A published model with ``source``'s ImageNet weights, in eval mode.
+
+        The model is set up as the source built it (padding, BatchNorm eps; see
+        :func:`effnet_tutorial.weights.source_config`). ``weights_path``: a local file
+        holding the source's own state dict (as its model saves it), checked for
+        corruption (and against ``sha256`` when given); otherwise the file is downloaded
+        through torch.hub and cached. A classifier that fits ``num_classes`` is loaded;
+        one that does not is left random, with a warning.
 
         Shape: the model maps (B, in_channels, H, W) -> (B, num_classes).
         """
-        from .weights import from_pretrained
-        return from_pretrained(name, source=source, weights_path=weights_path,
-                               num_classes=num_classes, in_channels=in_channels)
+        model = cls(weights.source_config(name, source, num_classes=num_classes, in_channels=in_channels))
+        return weights.load_pretrained_weights(model, source, weights_path=weights_path, sha256=sha256).eval()
 
     @staticmethod
     def get_image_size(name: str) -> int:
@@ -230,17 +258,10 @@ class EfficientNet(nn.Module):
         return get_model_config(name).resolution
 
 
+def _autocast_on(device_type: str) -> bool:
+    # Under autocast, mixed input and weight dtypes are expected; torch casts them itself.
+    return device_type in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device_type)
+
+
 def _down(size: int | None, stride: int) -> int | None:
     return None if size is None else math.ceil(size / stride)
-
-
-def _stride(block: nn.Module) -> int:
-    if isinstance(block, MBConv):
-        return block.depthwise.conv.stride[0]
-    spatial = block.project if isinstance(block.expand, nn.Identity) else block.expand
-    return spatial.conv.stride[0]
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")

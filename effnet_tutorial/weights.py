@@ -6,24 +6,34 @@ a state dict that does not fit raises :class:`StateDictMismatchError` listing th
 missing and unexpected keys.
 
 Weights are downloaded with ``torch.hub`` (SHA-256 prefix in the file name checked,
-loaded with ``weights_only=True``) or read from a local file (``weights_path``).
+loaded with ``weights_only=True``) or read from a local file (``weights_path``), which is
+checked before it is loaded: a directory, an empty file, a file that is not a PyTorch
+archive, a corrupted archive (its CRC-32 checksums), a wrong ``sha256`` and values that
+are not tensors each get an error that names the file and what was expected.
+
+Loading works on a model it is given (as efficientnet_pytorch's
+``load_pretrained_weights`` does); this module never builds one, so it does not import
+:mod:`effnet_tutorial.model`.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import warnings
+import zipfile
 from typing import Iterator
 
 import torch
 from torch import nn
 
 from .blocks import MBConv
-from .config import canonical_name, get_model_config
-from .model import EfficientNet
+from .config import ModelConfig, canonical_name, get_model_config
 
-__all__ = ["SOURCES", "module_name_table", "export_state_dict", "StateDictMismatchError", "WeightsUnavailableError", "convert_state_dict",
-           "model_for_source", "load_source_state_dict", "from_pretrained", "weights_url",
-           "EFFICIENTNET_PYTORCH_URLS", "TORCHVISION_BN_EPS"]
+__all__ = ["SOURCES", "module_name_table", "export_state_dict", "StateDictMismatchError", "WeightsUnavailableError",
+           "WeightsFileError", "convert_state_dict", "source_config", "load_source_state_dict",
+           "load_pretrained_weights", "read_weights_file", "weights_url", "EFFICIENTNET_PYTORCH_URLS",
+           "TORCHVISION_BN_EPS"]
 
 SOURCES = ("torchvision", "efficientnet_pytorch")
 
@@ -51,6 +61,10 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be fetched (e.g. offline); says how to get the file."""
 
 
+class WeightsFileError(ValueError):
+    """A local weights file cannot be used: names the file and what was expected."""
+
+
 # --------------------------------------------------------------------------------------
 # Module-name tables: (our module, their module) for every module that holds tensors
 # --------------------------------------------------------------------------------------
@@ -59,13 +73,13 @@ def _conv_bn(ours: str, conv: str, bn: str) -> Iterator[tuple[str, str]]:
     yield f"{ours}.bn", bn
 
 
-def _torchvision_modules(model: EfficientNet) -> Iterator[tuple[str, str]]:
+def _torchvision_modules(model: nn.Module) -> Iterator[tuple[str, str]]:
     # torchvision: features.0 stem, features.1..N stages (block.K numbered densely, skipping
     # absent layers), features.N+1 head, classifier.1 the Linear (classifier.0 is Dropout).
     yield from _conv_bn("stem", "features.0.0", "features.0.1")
-    for s, stage in enumerate(model.stages):
+    for s, (number, stage) in enumerate(model.stages.named_children()):
         for j, block in enumerate(stage):
-            ours, theirs, k = f"stages.{s}.{j}", f"features.{s + 1}.{j}.block", 0
+            ours, theirs, k = f"stages.{number}.{j}", f"features.{s + 1}.{j}.block", 0
             parts = ["expand", "depthwise", "se", "project"] if isinstance(block, MBConv) else ["expand", "se", "project"]
             for part in parts:
                 module = getattr(block, part)
@@ -82,16 +96,16 @@ def _torchvision_modules(model: EfficientNet) -> Iterator[tuple[str, str]]:
     yield "classifier", "classifier.1"
 
 
-def _efficientnet_pytorch_modules(model: EfficientNet) -> Iterator[tuple[str, str]]:
+def _efficientnet_pytorch_modules(model: nn.Module) -> Iterator[tuple[str, str]]:
     # efficientnet_pytorch: flat _blocks list; BN modules numbered by position in the block.
     yield "stem.conv", "_conv_stem"
     yield "stem.bn", "_bn0"
     n = 0
-    for s, stage in enumerate(model.stages):
+    for number, stage in model.stages.named_children():
         for j, block in enumerate(stage):
             if not isinstance(block, MBConv):
                 raise ValueError("efficientnet_pytorch has no Fused-MBConv blocks (it implements V1 only)")
-            ours, theirs = f"stages.{s}.{j}", f"_blocks.{n}"
+            ours, theirs = f"stages.{number}.{j}", f"_blocks.{n}"
             if not isinstance(block.expand, nn.Identity):
                 yield from _conv_bn(f"{ours}.expand", f"{theirs}._expand_conv", f"{theirs}._bn0")
             yield from _conv_bn(f"{ours}.depthwise", f"{theirs}._depthwise_conv", f"{theirs}._bn1")
@@ -108,7 +122,7 @@ def _efficientnet_pytorch_modules(model: EfficientNet) -> Iterator[tuple[str, st
 _MODULE_TABLES = {"torchvision": _torchvision_modules, "efficientnet_pytorch": _efficientnet_pytorch_modules}
 
 
-def module_name_table(model: EfficientNet, source: str) -> dict[str, str]:
+def module_name_table(model: nn.Module, source: str) -> dict[str, str]:
     """Our module name -> ``source``'s module name, for every module that holds tensors.
 
     Generated from the model's own structure (which layers exist), so it fits any
@@ -120,7 +134,7 @@ def module_name_table(model: EfficientNet, source: str) -> dict[str, str]:
     return dict(_MODULE_TABLES[source](model))
 
 
-def export_state_dict(model: EfficientNet, source: str) -> dict[str, torch.Tensor]:
+def export_state_dict(model: nn.Module, source: str) -> dict[str, torch.Tensor]:
     """The inverse of the converters: ``model``'s state dict under ``source``'s names, so
     that ``source``'s own model loads it strictly (``load_state_dict``).
 
@@ -139,7 +153,7 @@ def _check_source(source: str) -> None:
         raise ValueError(f"unknown weights source {source!r}; valid sources: {', '.join(SOURCES)}")
 
 
-def convert_state_dict(state_dict: dict, model: EfficientNet, source: str,
+def convert_state_dict(state_dict: dict, model: nn.Module, source: str,
                        skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """Rename a ``source`` state dict (``"torchvision"`` or ``"efficientnet_pytorch"``) to
     this package's names for ``model``. Raises :class:`StateDictMismatchError` listing
@@ -191,7 +205,7 @@ def _mismatch_message(source, model, missing, unexpected, shapes) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Building a model that reproduces a source exactly
+# Setting a model up like a source, and loading a source's state dict into it
 # --------------------------------------------------------------------------------------
 def _available(source: str) -> tuple[str, ...]:
     if source == "torchvision":
@@ -199,33 +213,58 @@ def _available(source: str) -> tuple[str, ...]:
     return tuple(EFFICIENTNET_PYTORCH_URLS)
 
 
-def model_for_source(name: str, source: str, num_classes: int = 1000, in_channels: int = 3) -> EfficientNet:
-    """An untrained model set up like ``source``'s: symmetric padding and torchvision's BN
-    eps for torchvision; TF "same" padding (dynamic) and eps 1e-3 for efficientnet_pytorch."""
+def source_config(name: str, source: str, **options) -> ModelConfig:
+    """The config of ``name`` set up as ``source`` built it, so that its weights give the
+    same outputs: symmetric padding and torchvision's BN eps for torchvision; TF "same"
+    padding (dynamic) and eps 1e-3 for efficientnet_pytorch. ``options`` go to the config.
+
+    Shape: name -> ModelConfig.
+    """
     _check_source(source)
     key = canonical_name(name)
     if key not in _available(source):
         raise ValueError(f"{source} publishes no weights for {key}; it has: {', '.join(_available(source))}")
-    cfg = get_model_config(key)
     if source == "torchvision":
-        return EfficientNet(cfg, num_classes=num_classes, in_channels=in_channels, padding="symmetric",
-                            bn_eps=TORCHVISION_BN_EPS[key])
-    return EfficientNet(cfg, num_classes=num_classes, in_channels=in_channels, padding="same")
+        return get_model_config(key, padding="symmetric", bn_eps=TORCHVISION_BN_EPS[key], **options)
+    return get_model_config(key, padding="same", **options)
 
 
-def load_source_state_dict(model: EfficientNet, state_dict: dict, source: str) -> EfficientNet:
-    """Load a ``source`` state dict into ``model`` (strict). A different ``num_classes``
-    keeps the fresh classifier; a different ``in_channels`` adapts the stem kernel."""
+def _their_key(model: nn.Module, source: str, ours: str) -> str:
+    return module_name_table(model, source)[ours] + ".weight"
+
+
+def load_source_state_dict(model: nn.Module, state_dict: dict, source: str) -> nn.Module:
+    """Load a ``source`` state dict into ``model`` (strict, in place; returns the model).
+
+    A classifier whose shape fits the model's is loaded (a fine-tuned 10-class head
+    included); one that does not is left as initialised, with a warning naming both
+    shapes. A stem for other input channels is adapted (RGB filters summed for one
+    channel, tiled and rescaled for more).
+
+    Shape: (model, state dict) -> the same model.
+    """
     state_dict = _unwrap(state_dict)
-    skip = ()
-    if model.num_classes != 1000:
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
+    ours_sd = model.state_dict()
+    skip: tuple[str, ...] = ()
+    head_key = _their_key(model, source, "classifier")
+    file_head = state_dict.get(head_key)
+    if isinstance(file_head, torch.Tensor) and tuple(file_head.shape) != tuple(ours_sd["classifier.weight"].shape):
+        warnings.warn(f"the {source} weights hold a classifier of shape {list(file_head.shape)} "
+                      f"({file_head.shape[0]} classes), the model has {list(ours_sd['classifier.weight'].shape)} "
+                      f"(num_classes={model.num_classes}): the classifier is left randomly initialised; "
+                      "train it before use", UserWarning, stacklevel=3)
         skip += ("classifier",)
-    if model.in_channels != 3:
+    stem_key = _their_key(model, source, "stem.conv")
+    file_stem = state_dict.get(stem_key)
+    adapt_stem = (isinstance(file_stem, torch.Tensor) and file_stem.ndim == 4
+                  and file_stem.shape[1] != model.in_channels)
+    if adapt_stem:
         skip += ("stem.conv",)
     converted = convert_state_dict(state_dict, model, source, skip=skip)
-    if model.in_channels != 3:
-        theirs = module_name_table(model, source)["stem.conv"] + ".weight"
-        converted["stem.conv.weight"] = _adapt_input_channels(state_dict[theirs], model.in_channels)
+    if adapt_stem:
+        converted["stem.conv.weight"] = _adapt_input_channels(file_stem, model.in_channels)
     result = model.load_state_dict(converted, strict=False)
     left = [k for k in result.missing_keys if not k.startswith(skip)] if skip else result.missing_keys
     if left or result.unexpected_keys:
@@ -250,10 +289,69 @@ def _adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tenso
 
 
 # --------------------------------------------------------------------------------------
+# Local files, checked before they are loaded
+# --------------------------------------------------------------------------------------
+def read_weights_file(path, source: str = "the source", sha256: str | None = None) -> dict:
+    """Read a state dict from a local ``.pth`` file, checking it first.
+
+    The file must exist and be a non-empty file; a zip archive (what ``torch.save``
+    writes) must pass its CRC-32 checks, so flipped bytes are caught before anything is
+    loaded; with ``sha256`` the file's digest must match. It is loaded with
+    ``weights_only=True`` and must hold a dict of tensors.
+
+    Shape: path -> dict[str, Tensor].
+    """
+    path = os.fspath(path)
+    expected = f"expected a .pth file holding the {source} state dict (as its model's state_dict() is saved)"
+    if os.path.isdir(path):
+        raise WeightsFileError(f"weights_path {path!r} is a directory; {expected}")
+    if not os.path.exists(path):
+        raise WeightsFileError(f"weights_path {path!r} does not exist; {expected}")
+    if os.path.getsize(path) == 0:
+        raise WeightsFileError(f"weights_path {path!r} is an empty file; {expected}")
+    if sha256 is not None:
+        digest = _sha256(path)
+        if digest != sha256.lower():
+            raise WeightsFileError(f"weights_path {path!r} has SHA-256 {digest}, expected {sha256}: the file "
+                                   "is corrupted or not the one meant; download it again")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise WeightsFileError(f"weights_path {path!r} is a damaged archive ({exc}); {expected}") from None
+        if bad is not None:
+            raise WeightsFileError(f"weights_path {path!r} is corrupted: the checksum of its record {bad!r} "
+                                   "does not match; download or copy the file again")
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch's message advises weights_only=False, which must never reach a user
+        raise WeightsFileError(f"weights_path {path!r} is not a PyTorch weights file that can be loaded "
+                               f"safely (torch.load with weights_only=True could not read it); {expected}") from None
+    state_dict = _unwrap(state_dict)
+    if not isinstance(state_dict, dict):
+        raise WeightsFileError(f"weights_path {path!r} holds a {type(state_dict).__name__}, not a state dict; "
+                               f"{expected}")
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsFileError(f"weights_path {path!r}: entry {key!r} is a {type(value).__name__}, not a "
+                                   f"tensor; {expected}")
+    return state_dict
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
 # Download or local file
 # --------------------------------------------------------------------------------------
 def weights_url(name: str, source: str) -> str:
-    """Where ``source`` publishes its ImageNet weights for ``name``."""
+    """Where ``source`` publishes its ImageNet weights for ``name``. Shape: name -> URL."""
     _check_source(source)
     key = canonical_name(name)
     if key not in _available(source):
@@ -282,20 +380,20 @@ def _download(url: str, name: str, source: str) -> dict:
         ) from exc
 
 
-def from_pretrained(name: str, source: str = "torchvision", weights_path: str | os.PathLike | None = None,
-                    num_classes: int = 1000, in_channels: int = 3) -> EfficientNet:
-    """A published model with ``source``'s ImageNet weights, in eval mode.
+def load_pretrained_weights(model: nn.Module, source: str = "torchvision", weights_path=None,
+                            sha256: str | None = None) -> nn.Module:
+    """Load ``source``'s ImageNet weights for ``model.config.name`` into ``model`` (in place).
 
-    ``weights_path``: a local file holding the source's own state dict (as its model
-    saves it); otherwise the file is downloaded through torch.hub and cached.
+    ``weights_path``: a local file (checked by :func:`read_weights_file`); otherwise the
+    published file is downloaded through torch.hub and cached. Build the model from
+    :func:`source_config` so that padding and BatchNorm eps match the source.
+
+    Shape: model -> the same model.
     """
-    model = model_for_source(name, source, num_classes=num_classes, in_channels=in_channels)
+    _check_source(source)
+    name = model.config.name
     if weights_path is not None:
-        path = os.fspath(weights_path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"weights_path {path!r} does not exist; expected a .pth file with the "
-                                    f"{source} state dict for {model.config.name}")
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = read_weights_file(weights_path, source, sha256=sha256)
     else:
-        state_dict = _download(weights_url(name, source), model.config.name, source)
-    return load_source_state_dict(model, state_dict, source).eval()
+        state_dict = _download(weights_url(name, source), name, source)
+    return load_source_state_dict(model, state_dict, source)

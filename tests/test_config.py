@@ -4,9 +4,9 @@ import math
 import pytest
 
 from effnet_tutorial.config import (EFFICIENTNET_B0_BLOCKS, EFFICIENTNETV2_BLOCKS, MODEL_NAMES, V1_COEFFICIENTS,
-                                    FusedMBConvConfig, MBConvConfig, ModelConfig, canonical_name,
-                                    compound_coefficients, format_block, format_blocks, get_model_config,
-                                    parse_block, parse_blocks, round_filters, round_repeats)
+                                    FusedMBConvConfig, MBConvConfig, ModelConfig, canonical_name, get_model_config)
+from effnet_tutorial.notation import format_block, format_blocks, parse_block, parse_blocks
+from effnet_tutorial.scaling import compound_coefficients, round_filters, round_repeats
 
 # The block strings exactly as the official code writes them (reference data):
 # tensorflow/tpu models/official/efficientnet/efficientnet_builder.py (V1, note s11/s22) and
@@ -92,12 +92,14 @@ def test_round_repeats_is_ceil():
 
 def test_compound_rule_differs_from_published_coefficients():
     c = compound_coefficients(1)
-    assert math.isclose(1.2 * 1.1 ** 2 * 1.15 ** 2, c["flops_factor"])
+    assert math.isclose(c["flops_factor"], c["depth"] * c["width"] ** 2 * (c["resolution"] / 224) ** 2)
     assert abs(c["flops_factor"] - 2) < 0.1
     assert math.isclose(c["depth"], 1.2) and math.isclose(c["width"], 1.1)
-    # B1 as published: width 1.0, depth 1.1, 240 px, not the formula's 1.1 / 1.2 / 258 px
-    assert V1_COEFFICIENTS["efficientnet-b1"] == (1.0, 1.1, 240, 0.2)
-    assert (c["width"], c["depth"]) != V1_COEFFICIENTS["efficientnet-b1"][:2]
+    # The published B1-B7 were rounded by hand: at every phi, width or depth differs from the rule by > 1 %.
+    for phi in range(1, 8):
+        w, d, _, _ = V1_COEFFICIENTS[f"efficientnet-b{phi}"]
+        rule = compound_coefficients(phi)
+        assert abs(w / rule["width"] - 1) > 0.01 or abs(d / rule["depth"] - 1) > 0.01, phi
 
 
 def test_names_are_normalised_and_unknown_names_list_valid_ones():
@@ -118,6 +120,60 @@ def test_model_config_validates():
         ModelConfig("x", EFFICIENTNET_B0_BLOCKS, dropout_rate=1.5)
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         MBConvConfig(6, 4, 1, 32, 16, 1)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("num_classes", 0, "num_classes must be a positive int, got 0"),
+    ("in_channels", 2.5, "in_channels must be a positive int, got 2.5"),
+    ("image_size", -1, "image_size must be a positive int"),
+    ("padding", "valid", "padding must be one of"),
+    ("dropout_rate", 1.0, r"dropout_rate must be a number in \[0, 1\)"),
+    ("drop_path_rate", -0.1, r"drop_path_rate must be a number in \[0, 1\)"),
+    ("bn_momentum", 0.0, "bn_momentum"),
+    ("bn_eps", 0, "bn_eps must be a positive number"),
+    ("width_coefficient", float("nan"), "width_coefficient must be a positive number"),
+])
+def test_build_options_are_checked_once_in_the_config(option, value, message):
+    with pytest.raises(ValueError, match=message):
+        get_model_config("efficientnet-b0", **{option: value})
+
+
+def test_config_options_unknown_and_contradictory():
+    with pytest.raises(TypeError, match="unknown ModelConfig option.*num_class"):
+        get_model_config("efficientnet-b0").with_options(num_class=10)
+    with pytest.raises(ValueError, match="padding='symmetric' works for every size"):
+        get_model_config("efficientnet-b0", image_size=224, padding="symmetric")
+
+
+def test_stages_are_numbered_as_in_the_papers():
+    b0 = get_model_config("efficientnet-b0")
+    assert (b0.first_stage, b0.stage_numbers, b0.head_stage) == (1, (2, 3, 4, 5, 6, 7, 8), 9)
+    assert b0.stage(6) == MBConvConfig(6, 5, 1, 80, 112, 3)      # Table 1: MBConv6, k5x5, 112 ch, 3 layers
+    assert get_model_config("efficientnet-b4").stage(6).out_channels == 160
+    v2s = get_model_config("efficientnetv2-s")
+    assert (v2s.first_stage, v2s.stage_numbers, v2s.head_stage) == (0, (1, 2, 3, 4, 5, 6), 7)
+    assert get_model_config("efficientnetv2-m").stage_numbers == (1, 2, 3, 4, 5, 6, 7)
+    with pytest.raises(ValueError, match="block stages 2-8 .stage 1 is the stem, 9 the head.; got 1"):
+        b0.stage(1)
+
+
+def test_block_specs_expand_every_stage_once():
+    for name in MODEL_NAMES:
+        cfg = get_model_config(name)
+        specs = cfg.block_specs()
+        assert len(specs) == cfg.num_blocks
+        for stage, number in zip(cfg.scaled_blocks(), cfg.stage_numbers):
+            mine = [s for s in specs if s.stage == number]
+            assert len(mine) == stage.num_repeats and [s.index for s in mine] == list(range(stage.num_repeats))
+            assert mine[0].stride == stage.stride and mine[0].in_channels == stage.in_channels
+            assert all(s.stride == 1 and s.in_channels == s.out_channels == stage.out_channels for s in mine[1:])
+        assert [s.drop_path_rate for s in specs] == cfg.drop_path_rates()
+
+
+def test_batch_norm_momentum_follows_the_official_code():
+    # PyTorch momentum = 1 - TF momentum: 0.99 in tensorflow/tpu (V1), 0.9 in google/automl hparams.py (V2).
+    assert {get_model_config(n).bn_momentum for n in MODEL_NAMES if n.startswith("efficientnet-")} == {0.01}
+    assert {get_model_config(n).bn_momentum for n in MODEL_NAMES if n.startswith("efficientnetv2-")} == {0.1}
 
 
 def test_scaled_tables():

@@ -1,5 +1,10 @@
-"""Shared helpers for the exercise checkers."""
+"""Shared helpers for the exercise checkers: one verdict line, and checkers that never crash."""
 from __future__ import annotations
+
+import functools
+import inspect
+import math
+from numbers import Real
 
 
 def report(ok: bool, what: str, expected=None, got=None, hint: str | None = None) -> bool:
@@ -18,4 +23,29 @@ def report(ok: bool, what: str, expected=None, got=None, hint: str | None = None
 
 def check_equal(got, expected, what: str, hint: str | None = None) -> bool:
     """``report`` for an exact answer: the expected value is shown only on failure."""
-    return report(got == expected, what, expected, got, hint)
+    return report(type(got) is not bool and got == expected, what, expected, got, hint)
+
+
+def is_number(x) -> bool:
+    """A finite real number (not a bool, not a string)."""
+    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def never_crashes(checker):
+    """Make a checker return a verdict with a hint for ANY answer.
+
+    The checkers validate the answers they expect; this is the net under them: whatever
+    a learner's answer makes fail (a string where a number belongs, a model in float64,
+    a function that raises), the learner sees one "Not yet" line naming the exception and
+    what the checker expects (its signature), never a traceback.
+    """
+    signature = str(inspect.signature(checker))
+
+    @functools.wraps(checker)
+    def wrapper(*args, **kwargs):
+        try:
+            return bool(checker(*args, **kwargs))
+        except Exception as exc:  # a learner's answer may make anything fail
+            return report(False, f"{checker.__name__} could not check this answer ({type(exc).__name__}: {exc})",
+                          hint=f"it expects {checker.__name__}{signature}; see its docstring")
+    return wrapper

@@ -7,10 +7,11 @@ prints one verdict line (see :func:`effnet_tutorial.exercises.report`) and retur
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
-from ..config import V1_COEFFICIENTS, round_filters
-from ._common import report
+from ..config import V1_COEFFICIENTS
+from ..scaling import round_filters
+from ._common import is_number, never_crashes, report
 
 __all__ = ["check_flops_factor", "check_round_filters", "check_b3_prediction", "ROUND_FILTERS_CASES"]
 
@@ -24,19 +25,16 @@ ROUND_FILTERS_CASES: tuple[tuple[int, float], ...] = tuple(
 )
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(float(x))
-
-
+@never_crashes
 def check_flops_factor(value, phi: float = 3, alpha: float = 1.2, beta: float = 1.1,
                        gamma: float = 1.15) -> bool:
     """Is ``value`` the FLOPs factor :math:`(\\alpha\\beta^2\\gamma^2)^\\phi` (to 0.5 %)?"""
     expected = (alpha * beta ** 2 * gamma ** 2) ** phi
-    ok = _is_number(value) and math.isclose(float(value), expected, rel_tol=5e-3)
+    ok = is_number(value) and math.isclose(float(value), expected, rel_tol=5e-3)
     hint = None
-    if _is_number(value) and math.isclose(float(value), 2.0 ** phi, rel_tol=1e-9):
+    if is_number(value) and math.isclose(float(value), 2.0 ** phi, rel_tol=1e-9):
         hint = "2**phi is the target the constraint aims at; compute alpha * beta**2 * gamma**2 itself, then raise it to phi."
-    elif _is_number(value) and math.isclose(float(value), (alpha * beta * gamma) ** phi, rel_tol=5e-3):
+    elif is_number(value) and math.isclose(float(value), (alpha * beta * gamma) ** phi, rel_tol=5e-3):
         hint = "width and resolution enter squared: FLOPs grow as d * w**2 * r**2."
     elif not ok:
         hint = "FLOPs grow as d * w**2 * r**2 with d = alpha**phi, w = beta**phi, r = gamma**phi."
@@ -45,6 +43,7 @@ def check_flops_factor(value, phi: float = 3, alpha: float = 1.2, beta: float = 
                   expected=None if ok else round(expected, 3), got=value, hint=hint)
 
 
+@never_crashes
 def check_round_filters(fn) -> bool:
     """Does ``fn(channels, width_coefficient)`` agree with the official ``round_filters``
     on :data:`ROUND_FILTERS_CASES`? Reports the first disagreement."""
@@ -76,6 +75,7 @@ def check_round_filters(fn) -> bool:
     return report(True, f"your round_filters matches the official one on all {len(ROUND_FILTERS_CASES)} cases")
 
 
+@never_crashes
 def check_b3_prediction(value, b0_flops: int | None = None) -> bool:
     """Is ``value`` B0's multiply-adds times :math:`d w^2 r^2` with B3's official coefficients
     (within 3 %, so 0.39e9 from the paper and the measured B0 count are both accepted)?"""
@@ -86,9 +86,9 @@ def check_b3_prediction(value, b0_flops: int | None = None) -> bool:
     base = count_flops("efficientnet-b0") if b0_flops is None else b0_flops
     factor = (d / d0) * (w / w0) ** 2 * (res / res0) ** 2
     expected = base * factor
-    ok = _is_number(value) and math.isclose(float(value), expected, rel_tol=0.03)
+    ok = is_number(value) and math.isclose(float(value), expected, rel_tol=0.03)
     hint = None
-    if _is_number(value) and not ok:
+    if is_number(value) and not ok:
         if math.isclose(float(value), factor, rel_tol=0.03):
             hint = "that is the factor d*w^2*r^2; multiply it by B0's multiply-adds."
         elif math.isclose(float(value) / base, d * w * res / res0, rel_tol=0.03):

@@ -10,22 +10,23 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._common import check_equal, report
+from ._common import check_equal, never_crashes, report
 
 __all__ = ["stage6_depthwise", "check_stage6_depthwise", "check_se_params", "check_swish_derivative"]
 
 
 def stage6_depthwise() -> tuple[nn.Module, tuple[int, int, int, int]]:
-    """The depthwise ConvBNAct of B0's block ``stages[4][1]`` (paper Table 1, stage 6:
+    """The depthwise ConvBNAct of B0's block ``stages[6][1]`` (paper Table 1, stage 6:
     MBConv6, k5x5, 14x14) and the input size it sees, ``(1, 672, 14, 14)``."""
     from ..model import EfficientNet
 
     with torch.device("meta"):
         model = EfficientNet.from_name("efficientnet-b0")
-    layer = model.stages[4][1].depthwise
+    layer = model.stages[6][1].depthwise
     return layer, (1, layer.conv.in_channels, 14, 14)
 
 
+@never_crashes
 def check_stage6_depthwise(depthwise_params: int, full_params: int,
                            depthwise_macs: int | None = None, full_macs: int | None = None) -> bool:
     """Parameters (and optionally multiply-adds) of the k=5, C=672 depthwise conv in B0's
@@ -57,6 +58,7 @@ def check_stage6_depthwise(depthwise_params: int, full_params: int,
     return bool(ok)
 
 
+@never_crashes
 def check_se_params(answer: int, block: nn.Module) -> bool:
     """Your hand count of the parameters of ``block.se`` (weights and biases of both 1x1 convs)."""
     from ..inspection import count_params
@@ -70,6 +72,7 @@ def check_se_params(answer: int, block: nn.Module) -> bool:
                        "C_se comes from the block's INPUT channels")
 
 
+@never_crashes
 def check_swish_derivative(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     """``fn(x)`` should return d/dx [x * sigmoid(x)] elementwise; compared with autograd
     on a float64 grid from -10 to 10."""

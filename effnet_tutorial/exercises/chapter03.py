@@ -14,7 +14,7 @@ import torch
 from ..blocks import MBConv
 from ..config import MODEL_NAMES, get_model_config
 from ..inspection import count_params
-from ._common import report
+from ._common import never_crashes, report
 
 __all__ = ["mbconv_param_breakdown", "check_mbconv_params", "check_has_skip", "expected_skipped_blocks",
            "check_expected_skipped"]
@@ -33,6 +33,7 @@ def mbconv_param_breakdown(in_channels: int = 40, out_channels: int = 80, kernel
     return parts
 
 
+@never_crashes
 def check_mbconv_params(answer, in_channels: int = 40, out_channels: int = 80, kernel_size: int = 3,
                         stride: int = 2, expand_ratio: int = 6, se_ratio: float | None = 0.25) -> bool:
     """Check a hand count of an MBConv block's parameters.
@@ -88,13 +89,11 @@ def _model_blocks(name: str) -> list[tuple[int, int, int, bool]]:
     from ..blocks import FusedMBConv
 
     rows = []
-    for cfg in get_model_config(name).scaled_blocks():
-        cls = FusedMBConv if cfg.kind == "fused" else MBConv
-        for r in range(cfg.num_repeats):
-            stride, cin = (cfg.stride, cfg.in_channels) if r == 0 else (1, cfg.out_channels)
-            rows.append((stride, cin, cfg.out_channels,
-                         _has_skip(cls, stride, cin, cfg.out_channels, cfg.kernel_size, cfg.expand_ratio,
-                                   cfg.se_ratio)))
+    for b in get_model_config(name).block_specs():
+        cls = FusedMBConv if b.kind == "fused" else MBConv
+        rows.append((b.stride, b.in_channels, b.out_channels,
+                     _has_skip(cls, b.stride, b.in_channels, b.out_channels, b.kernel_size, b.expand_ratio,
+                               b.se_ratio)))
     return rows
 
 
@@ -110,6 +109,7 @@ def _all_blocks():
     return rows
 
 
+@never_crashes
 def check_has_skip(fn: Callable[[int, int, int], bool]) -> bool:
     """Check a rule ``fn(stride, in_channels, out_channels) -> bool`` for "this block has
     an identity skip connection" against every block of B0-B7 and V2-S/M/L/XL."""
@@ -129,13 +129,14 @@ def check_has_skip(fn: Callable[[int, int, int], bool]) -> bool:
                         f"{len(MODEL_NAMES)} published models and {len(_EXTRA_CASES)} extra shapes")
 
 
-def expected_skipped_blocks(model_name: str = "efficientnet-b0", drop_connect_rate: float | None = None) -> float:
+def expected_skipped_blocks(model_name: str = "efficientnet-b0", drop_path_rate: float | None = None) -> float:
     """Expected number of residual branches dropped per sample in one training forward pass:
     the sum of the drop rates of the blocks that have a skip connection."""
-    rates = get_model_config(model_name).drop_path_rates(drop_connect_rate)
+    rates = get_model_config(model_name, drop_path_rate=drop_path_rate).drop_path_rates()
     return sum(rate for rate, (*_, skip) in zip(rates, _model_blocks(model_name)) if skip)
 
 
+@never_crashes
 def check_expected_skipped(answer, model_name: str = "efficientnet-b0", tol: float = 1e-3) -> bool:
     """Check the expected number of blocks skipped per sample and forward pass (training)."""
     truth = expected_skipped_blocks(model_name)

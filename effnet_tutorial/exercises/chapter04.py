@@ -13,7 +13,7 @@ from ..diagram import stage_table
 from ..inspection import count_params
 from ..layers import same_padding
 from ..model import EfficientNet
-from ._common import report
+from ._common import never_crashes, report
 
 __all__ = ["stride2_layers", "check_stride2_paddings", "param_breakdown", "check_param_breakdown",
            "check_accepts_size"]
@@ -33,6 +33,7 @@ def _as_pairs(answer) -> list[tuple[int, int]] | None:
         return None
 
 
+@never_crashes
 def check_stride2_paddings(answer, image_size: int = 240, name: str = "efficientnet-b0") -> bool:
     """``answer``: one ``(before, after)`` pair per stride-2 layer, in order (stem first)."""
     layers = stride2_layers(image_size, name)
@@ -59,13 +60,15 @@ def param_breakdown(name: str = "efficientnet-b0") -> dict[str, int]:
     with torch.device("meta"):
         model = EfficientNet.from_name(name)
     parts = {"stem": model.stem}
-    parts.update({f"stages.{i}": stage for i, stage in enumerate(model.stages)})
+    parts.update({f"stages.{n}": stage for n, stage in model.stages.named_children()})
     parts.update(head=model.head, classifier=model.classifier)
     return {k: count_params(m) for k, m in parts.items()}
 
 
+@never_crashes
 def check_param_breakdown(answer: dict, name: str = "efficientnet-b0") -> bool:
-    """``answer``: ``{"stem": ..., "stages.0": ..., ..., "stages.6": ..., "head": ..., "classifier": ...}``."""
+    """``answer``: ``{"stem": ..., "stages.2": ..., ..., "stages.8": ..., "head": ..., "classifier": ...}``
+    (stages numbered as in the paper's Table 1)."""
     expected = param_breakdown(name)
     what = f"parameters per part of {name}"
     if not isinstance(answer, dict):
@@ -76,24 +79,27 @@ def check_param_breakdown(answer: dict, name: str = "efficientnet-b0") -> bool:
     for k, e in expected.items():
         if int(answer[k]) != e:
             return report(False, f"{what} ({k})", expected=e, got=int(answer[k]),
-                          hint="count_params(module) works on any submodule, e.g. model.stages[5]")
+                          hint="count_params(module) works on any submodule, e.g. model.stages[7]")
     return report(True, f"{what}; they add up to {sum(expected.values()):,}")
 
 
+@never_crashes
 def check_accepts_size(model: torch.nn.Module, size: int = 256) -> bool:
-    """Does ``model`` classify a ``size`` x ``size`` image? (Runs one zero image, no gradients.)"""
+    """Does ``model`` classify a ``size`` x ``size`` image? (Runs one zero image in the
+    model's own dtype and on its device, in eval mode, no gradients.)"""
+    from ..inspection import inspecting
+
     what = f"the model classifies a {size}x{size} image"
+    if not isinstance(model, torch.nn.Module):
+        return report(False, what, hint=f"pass the model itself (an nn.Module), not a {type(model).__name__}")
     in_channels = getattr(model, "in_channels", 3)
     p = next(model.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-    was_training = model.training
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
     try:
-        model.eval()
-        with torch.no_grad():
-            out = model(torch.zeros(1, in_channels, size, size, device=device))
+        with inspecting(model), torch.no_grad():
+            out = model(torch.zeros(1, in_channels, size, size, device=device, dtype=dtype))
     except ValueError as exc:
         return report(False, what, hint=f"it raised ValueError: {exc}")
-    finally:
-        model.train(was_training)
-    ok = out.ndim == 2 and out.shape[0] == 1
-    return report(ok, what, expected="[1, num_classes]", got=list(out.shape))
+    ok = isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == 1
+    return report(ok, what, expected="[1, num_classes]",
+                  got=list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__)

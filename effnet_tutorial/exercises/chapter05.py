@@ -12,15 +12,16 @@ import torch
 from ..config import get_model_config
 from ..inspection import activation_memory, count_flops
 from ..model import EfficientNet
-from ._common import report
+from ._common import is_number, never_crashes, report
 
 __all__ = ["check_b4_stage6", "check_flops_at_300", "check_b0_batch32_activations"]
 
 
+@never_crashes
 def check_b4_stage6(channels: int, repeats: int) -> bool:
     """Exercise ch5-ex1: output channels and number of blocks of B4's stage 6
     (B0: 112 channels, 3 blocks; B4: width 1.4, depth 1.8)."""
-    block = get_model_config("efficientnet-b4").scaled_blocks()[4]  # stage 6 = 5th MBConv stage
+    block = get_model_config("efficientnet-b4").stage(6)
     ok_c = channels == block.out_channels
     ok_r = repeats == block.num_repeats
     if ok_c and ok_r:
@@ -36,6 +37,7 @@ def check_b4_stage6(channels: int, repeats: int) -> bool:
                   hint="depth scaling rounds up: ceil(1.8 * 3)")
 
 
+@never_crashes
 def check_flops_at_300(larger: str, ratio: float, tolerance: float = 0.15) -> bool:
     """Exercise ch5-ex2: which of B0 and B3, both at 300x300, needs more multiply-adds,
     and about how many times more (``ratio`` = larger / smaller, within ``tolerance``)."""
@@ -44,7 +46,12 @@ def check_flops_at_300(larger: str, ratio: float, tolerance: float = 0.15) -> bo
             for name in ("efficientnet-b0", "efficientnet-b3")}
     want = max(macs, key=macs.get)
     true_ratio = macs[want] / min(macs.values())
-    got = str(larger).strip().lower().replace("_", "-")
+    if not isinstance(larger, str):
+        return report(False, "the model with more multiply-adds at 300x300", want, larger,
+                      "give its name as a string, e.g. 'efficientnet-b0' or 'b3'")
+    if not is_number(ratio):
+        return report(False, "the ratio of multiply-adds", None, ratio, "give the ratio as a number, e.g. 2.5")
+    got = larger.strip().lower().replace("_", "-")
     if not got.startswith("efficientnet-"):
         got = "efficientnet-" + got
     if got != want:
@@ -57,6 +64,7 @@ def check_flops_at_300(larger: str, ratio: float, tolerance: float = 0.15) -> bo
                   hint="measure both with count_flops(model, (1, 3, 300, 300))")
 
 
+@never_crashes
 def check_b0_batch32_activations(mib: float, tolerance: float = 0.03) -> bool:
     """Exercise ch5-ex3: activation memory (MiB) that autograd saves for B0 at 224x224
     and batch 32 in training mode (memory-efficient Swish), within ``tolerance``."""

@@ -10,11 +10,12 @@ import math
 
 import torch
 
-from ._common import check_equal, report
+from ._common import check_equal, is_number, never_crashes, report
 
 __all__ = ["check_stage1_params", "check_progressive_stage", "check_block_flops"]
 
 
+@never_crashes
 def check_stage1_params(answer: int) -> bool:
     """Parameters of V2-S's first Fused-MBConv stage (paper Table 4, stage 1: two
     Fused-MBConv1 blocks, k3x3, 24 -> 24 channels), BatchNorm weights and biases included."""
@@ -23,32 +24,50 @@ def check_stage1_params(answer: int) -> bool:
 
     with torch.device("meta"):
         model = EfficientNet.from_name("efficientnetv2-s")
-    expected = count_params(model.stages[0])
+    expected = count_params(model.stages[1])
     return check_equal(answer, expected, "parameters of V2-S's first Fused-MBConv stage",
                        "each block is one 3x3 conv 24 -> 24 (no bias) plus a BatchNorm (scale and shift "
                        "per channel); with expand ratio 1 there is no 1x1 projection and no SE")
 
 
-def check_progressive_stage(answer: dict, name: str = "efficientnetv2-m", stage: int = 2) -> bool:
-    """Settings of one training stage (0-based ``stage``) of ``progressive_schedule(name)``:
-    a dict with ``image_size``, ``randaug_magnitude``, ``mixup_alpha`` and ``dropout``."""
-    from ..progressive import progressive_schedule
+@never_crashes
+def check_progressive_stage(answer: dict, name: str = "efficientnetv2-m", stage: int = 2,
+                            num_stages: int = 4) -> bool:
+    """Settings of one training stage (0-based ``stage`` of ``num_stages``) of progressive
+    learning for ``name``: a dict with ``image_size``, ``randaug_magnitude``,
+    ``mixup_alpha`` and ``dropout``.
 
-    expected = progressive_schedule(name)[stage]
+    The expected values are computed here from Table 6's (min, max) pairs with
+    Algorithm 1's linear rule, independently of :func:`~effnet_tutorial.progressive.progressive_schedule`.
+    """
+    from ..progressive import V2_PROGRESSIVE
+
+    settings = V2_PROGRESSIVE[name]
+    keys = ("image_size", "randaug_magnitude", "mixup_alpha", "dropout")
     if not isinstance(answer, dict):
-        return report(False, "the answer must be a dict like one row of progressive_schedule()",
-                      None, type(answer).__name__)
+        return report(False, "the answer must be a dict with the keys " + ", ".join(keys), None,
+                      type(answer).__name__, "e.g. {'image_size': 212, 'randaug_magnitude': 15.0, ...}")
+    t = stage / (num_stages - 1)
     ok = True
-    for key in ("image_size", "randaug_magnitude", "mixup_alpha", "dropout"):
+    for key in keys:
+        lo, hi = getattr(settings, key)
+        expected = lo + (hi - lo) * t
+        if key == "image_size":
+            expected = math.floor(expected + 1e-9)   # sizes are whole pixels, rounded down
         got = answer.get(key)
-        good = got is not None and math.isclose(float(got), float(expected[key]), abs_tol=1e-6)
+        if not is_number(got):
+            ok &= report(False, f"{key} of {name}, stage index {stage}", None, got,
+                         f"give a number; {'missing' if got is None else type(got).__name__ + ' is not one'}")
+            continue
+        good = math.isclose(float(got), float(expected), abs_tol=1e-6)
         ok &= report(good, f"{key} of {name}, stage index {stage}",
-                     expected[key] if not good else None, got,
+                     expected if not good else None, got,
                      "min + (max - min) * i / (M - 1), with i the 0-based stage and M = 4; "
                      "image sizes rounded down")
     return ok
 
 
+@never_crashes
 def check_block_flops(mbconv_macs: int, fused_macs: int, channels: int = 48, size: int = 56,
                       expand_ratio: int = 4, kernel_size: int = 3) -> bool:
     """Multiply-adds of an MBConv (no SE) and a Fused-MBConv with the same settings: stride 1,
