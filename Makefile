@@ -1,40 +1,76 @@
-# Two entry points for a fresh machine (see README.md):
-#   make book   installs what the book needs and builds it into _build/html
-#   make test   installs that plus the test oracles, builds the book and runs every test
-PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+# EfficientNet, explained and runnable. Two commands do everything on a fresh machine:
+#   make book   set up .venv and build the book into _build/html
+#   make test   set up .venv with the test tools and run every test (what CI runs)
+# `make` alone (or `make help`) lists all targets.
+#
+# Everything is installed into a virtual environment: the active one when VIRTUAL_ENV is
+# set, otherwise .venv in this folder (created with SYSTEM_PYTHON, python3 by default).
+.DEFAULT_GOAL := help
+SHELL := bash
+SYSTEM_PYTHON ?= python3
+VENV := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),$(CURDIR)/.venv)
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.effnet-tutorial
 SANITIZE := --nbval-sanitize-with nbval_sanitize.cfg
-# The jupyter-book script that belongs to $(PYTHON)'s environment.
-JB = $(shell $(PYTHON) -c "import os, sys; print(os.path.join(os.path.dirname(sys.executable), 'jupyter-book'))")
+BOOK_SOURCES := _config.yml _toc.yml $(wildcard chapters/*.ipynb book/* effnet_tutorial/*.py effnet_tutorial/*/*.py)
 
-.PHONY: setup setup-dev build book test test-package test-notebooks benchmark
+.PHONY: help setup setup-dev book build lab test test-package test-notebooks lint benchmark clean
 
-setup:
-	$(PIP) install -r requirements.txt
+help:  ## list the targets
+	@echo "Targets (the packages go into $(VENV)):"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 24
 
-setup-dev:
-	$(PIP) install -r requirements-dev.txt
+$(PYTHON):
+	@tools/venv.sh $(SYSTEM_PYTHON) $(VENV)
 
-build:
-	$(JB) build . -W --keep-going
+$(STAMP)-book: pyproject.toml requirements.txt | $(PYTHON)
+	$(PYTHON) -m pip install -r requirements.txt
+	@touch $@
 
-book: setup build
+$(STAMP)-dev: pyproject.toml requirements-dev.txt | $(PYTHON)
+	$(PYTHON) -m pip install -r requirements-dev.txt
+	@touch $@ $(STAMP)-book
+
+setup: $(STAMP)-book  ## install the package and what the book needs
+
+setup-dev: $(STAMP)-dev  ## install that plus the test tools and reference implementations
+
+# Rebuilt, all pages, whenever a source changed: an incremental Sphinx build would not
+# report the warnings of pages it did not re-read.
+_build/html/.built: $(BOOK_SOURCES) | $(STAMP)-book
+	$(VENV)/bin/jupyter-book build . -W --keep-going --all
+	@touch $@
+
+build: _build/html/.built  ## build the book (warnings are errors)
+
+book: setup build  ## set up and build the book into _build/html
 	@echo "The book is in _build/html/index.html"
 
-# Package tests (oracles included), the notebooks re-run by nbval against their stored
-# outputs, the warnings-as-errors book build, and the checks of the built HTML.
-# MPLBACKEND is unset for the notebooks: a non-inline backend (e.g. Agg) would keep the
-# kernel from emitting the figures that the stored outputs hold.
-test: setup-dev build
-	$(PYTHON) tools/sync_repo_url.py --check
-	@if [ -f ../shared/tools/book_check.py ]; then $(PYTHON) ../shared/tools/book_check.py; fi
-	env -u MPLBACKEND $(PYTHON) -m pytest tests chapters --nbval $(SANITIZE) -p no:cacheprovider
+lab: setup  ## open the chapters in JupyterLab
+	cd chapters && $(VENV)/bin/jupyter lab
 
-test-package:
-	$(PYTHON) -m pytest tests --ignore=tests/test_book_html.py -p no:cacheprovider
+lint: setup-dev  ## ruff on the package, tests and tools; the set-up cell of every chapter
+	$(VENV)/bin/ruff check .
+	$(PYTHON) tools/sync_setup_cell.py --check
 
-test-notebooks:
+# The package's tests (oracles included) and doctests, the notebooks re-run by nbval
+# against their stored outputs, and the tests of the built book. MPLBACKEND is unset for
+# the notebooks: a non-inline backend (e.g. Agg) would keep the kernel from emitting the
+# figures that the stored outputs hold.
+test: setup-dev lint build  ## set up, build the book and run every test (what CI runs)
+	@tools/install_browser.sh
+	env -u MPLBACKEND $(PYTHON) -m pytest tests effnet_tutorial chapters --doctest-modules \
+		--nbval $(SANITIZE) -p no:cacheprovider
+
+test-package: setup-dev  ## the package's tests and doctests only
+	$(PYTHON) -m pytest tests effnet_tutorial --doctest-modules -p no:cacheprovider \
+		--ignore=tests/test_book_html.py
+
+test-notebooks: setup-dev  ## re-run every chapter with nbval against its stored outputs
 	env -u MPLBACKEND $(PYTHON) -m pytest chapters --nbval $(SANITIZE) -p no:cacheprovider
 
-benchmark:
+benchmark: setup-dev  ## time this package's B0 against torchvision's (see benchmarks/)
 	$(PYTHON) benchmarks/bench_inference.py
+
+clean:  ## remove the built book (keeps .venv)
+	rm -rf _build

@@ -80,7 +80,9 @@ def _torchvision_modules(model: nn.Module) -> Iterator[tuple[str, str]]:
     for s, (number, stage) in enumerate(model.stages.named_children()):
         for j, block in enumerate(stage):
             ours, theirs, k = f"stages.{number}.{j}", f"features.{s + 1}.{j}.block", 0
-            parts = ["expand", "depthwise", "se", "project"] if isinstance(block, MBConv) else ["expand", "se", "project"]
+            parts = ["expand", "se", "project"]
+            if isinstance(block, MBConv):
+                parts.insert(1, "depthwise")
             for part in parts:
                 module = getattr(block, part)
                 if isinstance(module, nn.Identity):

@@ -1,5 +1,4 @@
 """Invariants of the model, the inspection tools and the weights API (no oracle needed)."""
-import json
 import os
 import subprocess
 import sys
@@ -353,27 +352,42 @@ def _flip_middle_bytes(data: bytes) -> bytes:
     return data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 16]) + data[mid + 16:]
 
 
+def make_bad_file(case: str, d, good):
+    """Write the bad file of ``case`` into the folder ``d`` and return its path."""
+    path = d / "weights.pth"
+    if case == "a directory":
+        return d
+    if case == "an empty file":
+        path.write_bytes(b"")
+    elif case == "a text file":
+        path.write_text("101 dalmatians\n")
+    elif case == "random bytes":
+        path.write_bytes(os.urandom(4096))
+    elif case == "a corrupted archive":
+        path.write_bytes(_flip_middle_bytes(good.read_bytes()))
+    elif case == "a dict with a string":
+        torch.save({"_conv_stem.weight": "oops"}, path)
+    elif case == "a list":
+        torch.save([torch.zeros(1)], path)
+    return path   # "a missing file": never written
+
+
 BAD_FILES = {
-    "a directory": (lambda d, good: d, "is a directory; expected a .pth file"),
-    "a missing file": (lambda d, good: d / "missing.pth", "does not exist; expected a .pth file"),
-    "an empty file": (lambda d, good: (d / "e.pth").write_bytes(b"") and d / "e.pth" or d / "e.pth", "is an empty file"),
-    "a text file": (lambda d, good: (d / "t.pth").write_text("101 dalmatians\n") and d / "t.pth",
-                    "is not a PyTorch weights file that can be loaded safely"),
-    "random bytes": (lambda d, good: (d / "r.pth").write_bytes(os.urandom(4096)) and d / "r.pth",
-                     "is not a PyTorch weights file that can be loaded safely"),
-    "a corrupted archive": (lambda d, good: (d / "c.pth").write_bytes(_flip_middle_bytes(good.read_bytes()))
-                            and d / "c.pth", "is corrupted: the checksum of its record"),
-    "a dict with a string": (lambda d, good: torch.save({"_conv_stem.weight": "oops"}, d / "s.pth") or d / "s.pth",
-                             "entry '_conv_stem.weight' is a str, not a tensor"),
-    "a list": (lambda d, good: torch.save([torch.zeros(1)], d / "l.pth") or d / "l.pth", "holds a list, not a state dict"),
+    "a directory": "is a directory; expected a .pth file",
+    "a missing file": "does not exist; expected a .pth file",
+    "an empty file": "is an empty file",
+    "a text file": "is not a PyTorch weights file that can be loaded safely",
+    "random bytes": "is not a PyTorch weights file that can be loaded safely",
+    "a corrupted archive": "is corrupted: the checksum of its record",
+    "a dict with a string": "entry '_conv_stem.weight' is a str, not a tensor",
+    "a list": "holds a list, not a state dict",
 }
 
 
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_bad_weights_files_get_clear_errors(tmp_path, saved_b0, case):
-    make, message = BAD_FILES[case]
-    path = make(tmp_path, saved_b0[0])
-    with pytest.raises(WeightsFileError, match=message) as err:
+    path = make_bad_file(case, tmp_path, saved_b0[0])
+    with pytest.raises(WeightsFileError, match=BAD_FILES[case]) as err:
         EfficientNet.from_pretrained("efficientnet-b0", source="efficientnet_pytorch", weights_path=path)
     assert str(path) in str(err.value) and "weights_only=False" not in str(err.value)
 

@@ -33,7 +33,8 @@ def check_flops_factor(value, phi: float = 3, alpha: float = 1.2, beta: float = 
     ok = is_number(value) and math.isclose(float(value), expected, rel_tol=5e-3)
     hint = None
     if is_number(value) and math.isclose(float(value), 2.0 ** phi, rel_tol=1e-9):
-        hint = "2**phi is the target the constraint aims at; compute alpha * beta**2 * gamma**2 itself, then raise it to phi."
+        hint = ("2**phi is the target the constraint aims at; compute alpha * beta**2 * gamma**2 itself, "
+                "then raise it to phi.")
     elif is_number(value) and math.isclose(float(value), (alpha * beta * gamma) ** phi, rel_tol=5e-3):
         hint = "width and resolution enter squared: FLOPs grow as d * w**2 * r**2."
     elif not ok:

@@ -37,19 +37,19 @@ def _as_pairs(answer) -> list[tuple[int, int]] | None:
 def check_stride2_paddings(answer, image_size: int = 240, name: str = "efficientnet-b0") -> bool:
     """``answer``: one ``(before, after)`` pair per stride-2 layer, in order (stem first)."""
     layers = stride2_layers(image_size, name)
-    expected = [same_padding(l["input_size"], l["kernel"], 2) for l in layers]
+    expected = [same_padding(layer["input_size"], layer["kernel"], 2) for layer in layers]
     got = _as_pairs(answer)
     what = f"TF 'same' paddings of the {len(layers)} stride-2 layers of {name} at {image_size}x{image_size}"
     if got is None:
         return report(False, what, hint="give a list of (before, after) pairs of ints, one per stride-2 layer")
     if len(got) != len(expected):
         return report(False, what, hint=f"there are {len(expected)} stride-2 layers (stem and stages "
-                                        f"{', '.join(str(l['stage']) for l in layers[1:])}); you gave {len(got)}")
-    for l, e, g in zip(layers, expected, got):
+                                        f"{', '.join(str(x['stage']) for x in layers[1:])}); you gave {len(got)}")
+    for layer, e, g in zip(layers, expected, got):
         if e != g:
             return report(False, what, expected=e, got=g,
-                          hint=f"stage {l['stage']} ({l['operator']}, k{l['kernel']}) sees a "
-                               f"{l['input_size']}x{l['input_size']} input; output = ceil(n / 2), total "
+                          hint=f"stage {layer['stage']} ({layer['operator']}, k{layer['kernel']}) sees a "
+                               f"{layer['input_size']}x{layer['input_size']} input; output = ceil(n / 2), total "
                                "padding = (out - 1) * 2 + k - n, and TF puts the odd pixel after")
     return report(True, what)
 
