@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from ..config import get_model_config
 from ..diagram import stage_table
-from ..inspection import count_params
 from ..layers import same_padding
-from ..model import EfficientNet
 from ._common import never_crashes, report
 
 __all__ = ["stride2_layers", "check_stride2_paddings", "param_breakdown", "check_param_breakdown",
@@ -55,14 +54,26 @@ def check_stride2_paddings(answer, image_size: int = 240, name: str = "efficient
 
 
 def param_breakdown(name: str = "efficientnet-b0") -> dict[str, int]:
-    """Parameters of the stem, each stage, the head conv (+BN) and the classifier.
-    Pooling and dropout hold none. Built on the meta device: costs no memory."""
+    """Parameters of the stem, each stage (paper numbers), the head conv (+BN) and the
+    classifier, counted on torchvision's implementation of the same model: an independent
+    reference for the package's numbers (pooling and dropout hold none). Built on the meta
+    device: costs no memory.
+
+    Shape: name -> {"stem": int, "stages.2": int, ..., "head": int, "classifier": int}.
+    """
+    import torchvision
+
+    cfg = get_model_config(name)
+    tv_name = cfg.name.replace("efficientnetv2-", "efficientnet_v2_").replace("efficientnet-", "efficientnet_")
+    if not hasattr(torchvision.models, tv_name):
+        raise ValueError(f"torchvision has no {cfg.name}; the breakdown is checked for the models it has")
     with torch.device("meta"):
-        model = EfficientNet.from_name(name)
-    parts = {"stem": model.stem}
-    parts.update({f"stages.{n}": stage for n, stage in model.stages.named_children()})
-    parts.update(head=model.head, classifier=model.classifier)
-    return {k: count_params(m) for k, m in parts.items()}
+        ref = getattr(torchvision.models, tv_name)()
+    numel = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    parts = {"stem": numel(ref.features[0])}
+    parts.update({f"stages.{n}": numel(ref.features[i + 1]) for i, n in enumerate(cfg.stage_numbers)})
+    parts.update(head=numel(ref.features[len(cfg.stage_numbers) + 1]), classifier=numel(ref.classifier))
+    return parts
 
 
 @never_crashes
