@@ -23,8 +23,8 @@ MARK = "# Set-up (hidden in the book):"
 CELL = '''# Set-up (hidden in the book): in Colab, install the companion package;
 # elsewhere, say how to install it when it is missing.
 import importlib.util, os, subprocess, sys
-SOURCE = os.environ.get("EFFNET_TUTORIAL_SOURCE",
-                        "git+{url}")
+SOURCE = os.environ.get(
+    "EFFNET_TUTORIAL_SOURCE", "git+{url}")
 if importlib.util.find_spec("effnet_tutorial") is None:
     if "google.colab" not in sys.modules:
         raise SystemExit(
