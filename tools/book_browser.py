@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import functools
 import http.server
 import json
@@ -23,7 +24,8 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML_DIR = ROOT / "_build" / "html"
+# EFFNET_HTML_DIR: another build folder (e.g. jupyter-book build . --path-output /tmp/b -> /tmp/b/_build/html).
+HTML_DIR = Path(os.environ.get("EFFNET_HTML_DIR", ROOT / "_build" / "html"))
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 # What one page reports. Runs in the page; returns JSON-able data.
