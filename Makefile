@@ -14,7 +14,7 @@ STAMP := $(VENV)/.effnet-tutorial
 SANITIZE := --nbval-sanitize-with nbval_sanitize.cfg
 BOOK_SOURCES := _config.yml _toc.yml $(wildcard chapters/*.ipynb book/* effnet_tutorial/*.py effnet_tutorial/*/*.py)
 
-.PHONY: help setup setup-dev book build lab test test-package test-notebooks lint benchmark clean
+.PHONY: help setup setup-dev book build lab test test-package test-notebooks lint benchmark screenshots clean
 
 help:  ## list the targets
 	@echo "Targets (the packages go into $(VENV)):"
@@ -68,6 +68,10 @@ test-package: setup-dev  ## the package's tests and doctests only
 
 test-notebooks: setup-dev  ## re-run every chapter with nbval against its stored outputs
 	env -u MPLBACKEND $(PYTHON) -m pytest chapters --nbval $(SANITIZE) -p no:cacheprovider
+
+screenshots: setup-dev build  ## a full-page PNG of every page at 1280 px, in _build/screenshots
+	@tools/install_browser.sh
+	$(PYTHON) tools/book_browser.py --screenshots _build/screenshots
 
 benchmark: setup-dev  ## time this package's B0 against torchvision's (see benchmarks/)
 	$(PYTHON) benchmarks/bench_inference.py
