@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .analytic import analytic_flops, analytic_params
 from .config import ModelConfig, get_model_config
 from .model import EfficientNet
 
@@ -160,11 +161,14 @@ def count_params(model, trainable_only: bool = False) -> int:
     """Number of parameters (weights and biases; BN running statistics are buffers and
     do not count, as in the paper and torchvision's metadata).
 
-    ``model``: a module, counted as it is; or a ModelConfig or a model name, counted
-    without allocating any weights.
+    ``model``: a module, counted as it is; or a ModelConfig or a model name, counted in
+    closed form from the config (:func:`~effnet_tutorial.analytic.analytic_params`), exactly
+    and without building anything.
 
     Shape: model | config | name -> int.
     """
+    if isinstance(model, (str, ModelConfig)):
+        return analytic_params(model)   # closed form: exact, and no module is built
     model = as_model(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
@@ -175,12 +179,14 @@ def count_flops(model, input_size: Sequence[int] | None = None) -> int:
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix
     products; it reports 2 FLOPs per multiply-add, halved here), in eval mode. A
     module is counted as it is (an edited head, a removed stage), on a meta-device
-    twin, so no memory is allocated; a ModelConfig or a name is counted without
-    building weights. ``input_size`` defaults to ``[1, C, R, R]`` at the model's native
+    twin, so no memory is allocated; a ModelConfig or a name is counted in closed form
+    (:func:`~effnet_tutorial.analytic.analytic_flops`), exactly and in microseconds. ``input_size`` defaults to ``[1, C, R, R]`` at the model's native
     resolution.
 
     Shape: [B, C, H, W] -> int.
     """
+    if isinstance(model, (str, ModelConfig)):
+        return analytic_flops(model, input_size)   # closed form: exact, and no module is built
     model = as_model(model)
     input_size = _input_size(model, input_size)
     twin = model if _device(model).type == "meta" else meta_twin(model)
