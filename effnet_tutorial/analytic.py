@@ -94,20 +94,25 @@ class _Builder:
         self.constant = 0
 
     def new_level(self, stride: int) -> None:
+        """A strided layer starts the next spatial level. Shape: stride -> None."""
         self.strides.append(stride)
         self.per_pixel.append(0)
         self.channels.append(0)
 
     def conv(self, c_in: int, c_out: int, k: int, groups: int = 1, bn: bool = True,
              times: int = 1) -> None:
-        """A conv (no bias) + BatchNorm whose output lies at the current level."""
+        """A conv (no bias) + BatchNorm whose output lies at the current level.
+
+        Shape: channels, kernel -> parameters and per-pixel multiply-adds added."""
         weights = c_out * (c_in // groups) * k * k
         self.params += times * (weights + (2 * c_out if bn else 0))
         self.per_pixel[-1] += times * weights
         self.channels[-1] = max(self.channels[-1], c_out)
 
     def squeeze_excite(self, channels: int, squeezed: int, times: int = 1) -> None:
-        """SE: two 1x1 convs with bias on the pooled (1x1) map, channels -> squeezed -> channels."""
+        """SE (Hu et al. 2018): two 1x1 convs with bias on the pooled 1x1 map.
+
+        Shape: channels -> squeezed -> channels, at 1x1."""
         self.params += times * (2 * channels * squeezed + squeezed + channels)
         self.constant += times * 2 * channels * squeezed
 
