@@ -15,8 +15,12 @@ __all__ = ["MBConv", "FusedMBConv", "squeezed_channels"]
 
 
 def squeezed_channels(in_channels: int, se_ratio: float) -> int:
-    """Width of the SE bottleneck: ``max(1, int(in_channels * se_ratio))``, where
-    ``in_channels`` is the block's input (official code; 0.25 * 16 = 4 in B0's stage 3)."""
+    """Width of the SE bottleneck: ``max(1, int(in_channels * se_ratio))``,
+    where ``in_channels`` is the block's input (official code; 0.25 * 16 = 4
+    in B0's stage 3).
+
+    Shape: (int, float) -> int.
+    """
     return max(1, int(in_channels * se_ratio))
 
 
@@ -55,15 +59,15 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """MBConv (MobileNetV2 Fig. 3d, with SE as in EfficientNet §4).
 
-        Shape: (B, C_in, H, W) -> (B, C_out, ceil(H / stride), ceil(W / stride)).
+        Shape: (B, C_in, H, W) -> (B, C_out, ceil(H / s), ceil(W / s)).
         """
         shortcut = x              # (B, C_in, H, W)
         x = self.expand(x)        # (B, C_in * e, H, W)
         x = self.depthwise(x)     # (B, C_in * e, H / s, W / s)
         x = self.se(x)            # same shape, channels reweighted
-        x = self.project(x)       # (B, C_out, H / s, W / s), no activation: a linear bottleneck
+        x = self.project(x)       # (B, C_out, H / s, W / s), linear
         if self.has_skip:
-            # In place: x is this block's own fresh output, and no layer saves it for backward.
+            # In place: x is this block's fresh output; nothing saved it.
             x = self.drop_path(x)
             x += shortcut
         return x
@@ -111,14 +115,14 @@ class FusedMBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fused-MBConv (EfficientNetV2 Fig. 2).
 
-        Shape: (B, C_in, H, W) -> (B, C_out, ceil(H / stride), ceil(W / stride)).
+        Shape: (B, C_in, H, W) -> (B, C_out, ceil(H / s), ceil(W / s)).
         """
         shortcut = x              # (B, C_in, H, W)
-        x = self.expand(x)        # (B, C_in * e, H / s, W / s); empty when e == 1
+        x = self.expand(x)        # (B, C_in * e, H / s, W / s) if e > 1
         x = self.se(x)
-        x = self.project(x)       # (B, C_out, H / s, W / s): 1x1 linear, or the kxk conv when e == 1
+        x = self.project(x)       # (B, C_out, H / s, W / s); kxk if e == 1
         if self.has_skip:
-            # In place: x is this block's own fresh output, and no layer saves it for backward.
+            # In place: x is this block's fresh output; nothing saved it.
             x = self.drop_path(x)
             x += shortcut
         return x

@@ -180,8 +180,8 @@ def count_flops(model, input_size: Sequence[int] | None = None) -> int:
     products; it reports 2 FLOPs per multiply-add, halved here), in eval mode. A
     module is counted as it is (an edited head, a removed stage), on a meta-device
     twin, so no memory is allocated; a ModelConfig or a name is counted in closed form
-    (:func:`~effnet_tutorial.analytic.analytic_flops`), exactly and in microseconds. ``input_size`` defaults to ``[1, C, R, R]`` at the model's native
-    resolution.
+    (:func:`~effnet_tutorial.analytic.analytic_flops`), exactly and in microseconds.
+    ``input_size`` defaults to ``[1, C, R, R]`` at the model's native resolution.
 
     Shape: [B, C, H, W] -> int.
     """

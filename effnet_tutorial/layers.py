@@ -83,7 +83,10 @@ class MemoryEfficientSwish(nn.Module):
         self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Swish that saves only its input for backward. Shape: any -> same."""
+        """Swish that saves only its input for backward.
+
+        Shape: any -> same.
+        """
         if torch.is_grad_enabled() and x.requires_grad:
             return SwishFunction.apply(x)
         return F.silu(x, inplace=self.inplace)
@@ -115,7 +118,7 @@ class SqueezeExcite(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reweight channels by a gate computed from their averages (SE paper §3).
+        """Reweight channels by a gate from their averages (SE paper §3).
 
         Shape: (B, C, H, W) -> (B, C, H, W).
         """
@@ -130,11 +133,12 @@ class SqueezeExcite(nn.Module):
 # Drop path (drop connect / stochastic depth)
 # --------------------------------------------------------------------------------------
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    r"""Drop the whole residual branch for a random subset of the samples in a batch.
+    r"""Drop the whole residual branch of a random subset of the samples.
 
-    Each sample's branch survives with probability :math:`p = 1 - \text{rate}` and is
-    divided by :math:`p`, so its expected value is unchanged (Huang et al. 2016; called
-    "drop connect" in the EfficientNet code). Identity when not training.
+    Each sample's branch survives with probability
+    :math:`p = 1 - \text{rate}` and is divided by :math:`p`, so its expected
+    value is unchanged (Huang et al. 2016; called "drop connect" in the
+    EfficientNet code). Identity when not training.
 
     Shape: (B, ...) -> (B, ...).
     """
@@ -142,7 +146,8 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     if not training or rate == 0.0:
         return x
     keep = 1.0 - rate
-    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)  # (B, 1, 1, 1)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)      # (B, 1, 1, 1)
+    mask = x.new_empty(shape).bernoulli_(keep)
     return x * mask / keep
 
 
@@ -172,18 +177,20 @@ class DropPath(nn.Module):
 # --------------------------------------------------------------------------------------
 # Padding
 # --------------------------------------------------------------------------------------
-def same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+def same_padding(size: int, kernel_size: int, stride: int,
+                 dilation: int = 1) -> tuple[int, int]:
     r"""TensorFlow "SAME" padding along one axis: ``(before, after)``.
 
-    The output size is :math:`\lceil n / s \rceil`; the total padding needed for that is
-    :math:`\max((\lceil n/s \rceil - 1)s + (k-1)d + 1 - n, 0)`, and TF puts the odd
-    pixel *after*. For a 3x3 stride-2 conv at 224 that is (0, 1); PyTorch's symmetric
-    ``padding=1`` would be (1, 1).
+    The output size is :math:`\lceil n / s \rceil`; the total padding needed
+    for that is :math:`\max((\lceil n/s \rceil - 1)s + (k-1)d + 1 - n, 0)`,
+    and TF puts the odd pixel *after*. For a 3x3 stride-2 conv at 224 that
+    is (0, 1); PyTorch's symmetric ``padding=1`` would be (1, 1).
 
     Shape: ints -> (int, int).
     """
     out = math.ceil(size / stride)
-    total = max((out - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+    span = (kernel_size - 1) * dilation + 1        # the kernel's extent
+    total = max((out - 1) * stride + span - size, 0)
     return total // 2, total - total // 2
 
 

@@ -158,7 +158,7 @@ class EfficientNet(nn.Module):
 
     # ----------------------------------------------------------------------------------
     def extract_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Stem, all blocks and the head conv, before pooling (EfficientNet §4).
+        """Stem, all blocks and the head conv, before pooling (§4).
 
         Shape: (B, 3, H, W) -> (B, C_head, H/32, W/32) (rounded up).
         """
@@ -201,8 +201,9 @@ class EfficientNet(nn.Module):
         return [b for stage in self.stages for b in stage]
 
     def set_swish(self, memory_efficient: bool = True) -> EfficientNet:
-        """Swap every Swish for the memory-efficient one (training) or the plain
-        ``x * sigmoid(x)`` one (export, comparison). Returns the model.
+        """Swap every Swish for the memory-efficient one (training) or the
+        plain ``x * sigmoid(x)`` one (export, comparison). Returns the
+        model.
 
         Shape: the model's shapes are unchanged.
         """

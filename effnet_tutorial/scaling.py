@@ -11,13 +11,14 @@ import math
 __all__ = ["round_filters", "round_repeats", "compound_coefficients"]
 
 
-def round_filters(channels: int, width_coefficient: float, divisor: int = 8) -> int:
-    r"""Scale a channel count by the width coefficient and round it to a multiple of 8.
+def round_filters(channels: int, width_coefficient: float,
+                  divisor: int = 8) -> int:
+    r"""Scale a channel count by the width coefficient, to a multiple of 8.
 
-    :math:`c' = \max(d, \lfloor (c w + d/2) / d \rfloor d)`, plus one more :math:`d`
-    if that rounded down by more than 10 % (hardware likes multiples of 8; the 10 %
-    guard keeps narrow layers from shrinking). EfficientNet §3.3; tensorflow/tpu
-    ``efficientnet_model.round_filters``.
+    :math:`c' = \max(d, \lfloor (c w + d/2) / d \rfloor d)`, plus one
+    more :math:`d` if that rounded down by more than 10 % (hardware likes
+    multiples of 8; the 10 % guard keeps narrow layers from shrinking).
+    EfficientNet §3.3; tensorflow/tpu ``efficientnet_model.round_filters``.
 
     Shape: int -> int.
     """
@@ -29,26 +30,30 @@ def round_filters(channels: int, width_coefficient: float, divisor: int = 8) -> 
 
 
 def round_repeats(repeats: int, depth_coefficient: float) -> int:
-    r"""Scale a stage's number of blocks by the depth coefficient, rounding up.
+    r"""Scale a stage's number of blocks by the depth coefficient, up.
 
-    :math:`n' = \lceil d \cdot n \rceil` (EfficientNet §3.3; tensorflow/tpu ``round_repeats``).
+    :math:`n' = \lceil d \cdot n \rceil` (EfficientNet §3.3; tensorflow/tpu
+    ``round_repeats``).
 
     Shape: int -> int.
     """
     return int(math.ceil(depth_coefficient * repeats))
 
 
-def compound_coefficients(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
+def compound_coefficients(phi: float, alpha: float = 1.2,
+                          beta: float = 1.1, gamma: float = 1.15,
                           base_resolution: int = 224) -> dict[str, float]:
     r"""The compound scaling rule of EfficientNet §3.3, Eq. 3.
 
-    depth :math:`d = \alpha^\phi`, width :math:`w = \beta^\phi`, resolution
-    :math:`r = \gamma^\phi`, with :math:`\alpha \beta^2 \gamma^2 \approx 2` so that
-    FLOPs grow by about :math:`2^\phi`. The published B1–B7 coefficients
-    (:data:`~effnet_tutorial.config.V1_COEFFICIENTS`) were rounded from this rule and
-    differ from it.
+    depth :math:`d = \alpha^\phi`, width :math:`w = \beta^\phi`,
+    resolution :math:`r = \gamma^\phi`, with
+    :math:`\alpha \beta^2 \gamma^2 \approx 2` so that FLOPs grow by about
+    :math:`2^\phi`. The published B1–B7 coefficients
+    (:data:`~effnet_tutorial.config.V1_COEFFICIENTS`) were rounded from
+    this rule and differ from it.
 
     Shape: scalars -> dict(depth, width, resolution (pixels), flops_factor).
     """
     d, w, r = alpha ** phi, beta ** phi, gamma ** phi
-    return {"depth": d, "width": w, "resolution": base_resolution * r, "flops_factor": d * w * w * r * r}
+    return {"depth": d, "width": w, "resolution": base_resolution * r,
+            "flops_factor": d * w * w * r * r}

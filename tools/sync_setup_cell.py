@@ -23,25 +23,26 @@ MARK = "# Set-up (hidden in the book):"
 CELL = '''# Set-up (hidden in the book): in Colab, install the companion package;
 # elsewhere, say how to install it when it is missing.
 import importlib.util, os, subprocess, sys
-SOURCE = os.environ.get(
-    "EFFNET_TUTORIAL_SOURCE", "git+{url}")
+SOURCE = os.environ.get("EFFNET_TUTORIAL_SOURCE") or (
+    "git+{url}")
 if importlib.util.find_spec("effnet_tutorial") is None:
     if "google.colab" not in sys.modules:
         raise SystemExit(
             "effnet_tutorial is not installed in this kernel. In a clone of "
             "the repository run `make lab` (it sets up .venv and opens the "
             f"chapters), or install it here: pip install {{SOURCE}}")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", SOURCE],
-                         capture_output=True, text=True)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", SOURCE],
+        capture_output=True, text=True)
     importlib.invalidate_caches()
     if pip.returncode or importlib.util.find_spec("effnet_tutorial") is None:
-        why = [l for l in pip.stderr.splitlines() if l.startswith("ERROR")]
+        why = [e for e in pip.stderr.splitlines() if e.startswith("ERROR")]
         raise SystemExit(
             f"Could not install effnet_tutorial from {{SOURCE}} "
-            f"({{why[0] if why else 'no message'}}). Is the runtime online? If "
-            "it is, the repository may not be published yet: upload the "
-            "project folder to Colab, set os.environ['EFFNET_TUTORIAL_SOURCE'] "
-            "to its path and run this cell again.")
+            f"({{why[0] if why else 'no message'}}). Is the runtime online? "
+            "If it is, the repository may not be published yet: upload the "
+            "project folder to Colab, set the environment variable "
+            "EFFNET_TUTORIAL_SOURCE to its path and run this cell again.")
 '''
 
 

@@ -4,20 +4,28 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import textwrap
 from numbers import Real
+
+#: Characters of the book's output column at 1280 px: verdicts are wrapped to fit it.
+WIDTH = 77
+
+
+def _print(line: str) -> None:
+    print(textwrap.fill(line, width=WIDTH, subsequent_indent="    ") if len(line) > WIDTH else line)
 
 
 def report(ok: bool, what: str, expected=None, got=None, hint: str | None = None) -> bool:
     """Print one verdict line (and a hint on failure) and return ``ok``."""
     if ok:
-        print(f"Correct: {what}.")
+        _print(f"Correct: {what}.")
     else:
         msg = f"Not yet: {what}."
         if expected is not None or got is not None:
             msg += f" Expected {expected!r}, got {got!r}."
         if hint:
             msg += f" Hint: {hint}"
-        print(msg)
+        _print(msg)
     return ok
 
 

@@ -96,6 +96,8 @@ def check_b3_prediction(value, b0_flops: int | None = None) -> bool:
             hint = "width and resolution enter squared."
         else:
             hint = "B3 is width 1.2, depth 1.4, resolution 300 (B0: 1.0, 1.0, 224)."
+    elif not ok:
+        hint = "give a number (a float or an int): B0's multiply-adds times d * w**2 * r**2."
     return report(ok, f"predicted B3 multiply-adds = B0 x {factor:.3f} = {expected / 1e9:.3f} G" if ok
                   else "predicted B3 multiply-adds", expected=None if ok else round(expected),
                   got=value, hint=hint)

@@ -53,8 +53,8 @@ def check_stage6_depthwise(depthwise_params: int, full_params: int,
         ok &= check_equal(full_macs, exp_full_macs, "multiply-adds of the regular conv",
                           "k^2 * C_in * C_out * H * W")
     if ok:
-        print(f"The depthwise conv needs {exp_full_params // exp_dw_params}x fewer parameters "
-              f"(= C_out) and multiply-adds than a regular {k}x{k} conv.")
+        print(f"The depthwise conv needs {exp_full_params // exp_dw_params}x (= C_out) fewer parameters "
+              f"and multiply-adds\nthan a regular {k}x{k} conv.")
     return bool(ok)
 
 
@@ -83,7 +83,9 @@ def check_swish_derivative(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
         got = fn(x.detach().clone())
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         return report(False, "Swish derivative", "a tensor of shape " + str(list(expected.shape)),
-                      type(got).__name__ if not isinstance(got, torch.Tensor) else list(got.shape))
+                      type(got).__name__ if not isinstance(got, torch.Tensor) else list(got.shape),
+                      "return one value per input value, a tensor shaped like x (elementwise torch ops "
+                      "such as torch.sigmoid keep the shape)")
     err = (got.to(torch.float64) - expected).abs().max().item()
     return report(err < 1e-6, "Swish derivative matches autograd on [-10, 10]",
                   "max error < 1e-6" if err >= 1e-6 else None, f"max error {err:.1e}" if err >= 1e-6 else None,

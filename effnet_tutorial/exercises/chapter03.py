@@ -125,8 +125,9 @@ def check_has_skip(fn: Callable[[int, int, int], bool]) -> bool:
         if got != truth:
             return report(False, f"has_skip rule ({where}: stride {stride}, {cin} -> {cout})",
                           truth, got, "an identity skip needs the output shape to equal the input shape")
-    return report(True, f"has_skip rule, on the {len(rows) - len(_EXTRA_CASES)} blocks of the "
-                        f"{len(MODEL_NAMES)} published models and {len(_EXTRA_CASES)} extra shapes")
+    # Short: the book prints it in an exercise solution, which is narrower than 80 columns.
+    return report(True, f"has_skip rule on {len(rows) - len(_EXTRA_CASES)} blocks of "
+                        f"{len(MODEL_NAMES)} models and {len(_EXTRA_CASES)} extra shapes")
 
 
 def expected_skipped_blocks(model_name: str = "efficientnet-b0", drop_path_rate: float | None = None) -> float:

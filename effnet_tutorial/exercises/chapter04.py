@@ -2,7 +2,7 @@
 
 >>> from effnet_tutorial.exercises.chapter04 import check_stride2_paddings
 >>> check_stride2_paddings([(0, 1), (0, 1), (1, 2), (0, 1), (2, 2)], image_size=240)
-Correct: TF 'same' paddings of the 5 stride-2 layers of efficientnet-b0 at 240x240.
+Correct: TF paddings of efficientnet-b0's 5 stride-2 layers at 240x240.
 True
 """
 from __future__ import annotations
@@ -38,7 +38,8 @@ def check_stride2_paddings(answer, image_size: int = 240, name: str = "efficient
     layers = stride2_layers(image_size, name)
     expected = [same_padding(layer["input_size"], layer["kernel"], 2) for layer in layers]
     got = _as_pairs(answer)
-    what = f"TF 'same' paddings of the {len(layers)} stride-2 layers of {name} at {image_size}x{image_size}"
+    # Short: the book prints it in an exercise solution, which is narrower than 80 columns.
+    what = f"TF paddings of {name}'s {len(layers)} stride-2 layers at {image_size}x{image_size}"
     if got is None:
         return report(False, what, hint="give a list of (before, after) pairs of ints, one per stride-2 layer")
     if len(got) != len(expected):
@@ -113,4 +114,6 @@ def check_accepts_size(model: torch.nn.Module, size: int = 256) -> bool:
         return report(False, what, hint=f"it raised ValueError: {exc}")
     ok = isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == 1
     return report(ok, what, expected="[1, num_classes]",
-                  got=list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__)
+                  got=list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__,
+                  hint="a classifier returns one row of class scores per image: keep the pooling and "
+                       "the classifier (model.pool, model.classifier) after the features")

@@ -58,7 +58,7 @@ def check_flops_at_300(larger: str, ratio: float, tolerance: float = 0.15) -> bo
         return report(False, "the model with more multiply-adds at 300x300", want, larger,
                       "at equal resolution, only width (squared) and depth differ")
     if abs(ratio / true_ratio - 1) <= tolerance:
-        return report(True, f"{want} needs {true_ratio:.2f} times the multiply-adds of the other at 300x300")
+        return report(True, f"{want} needs {true_ratio:.2f}x the other's multiply-adds at 300x300")
     side = "high" if ratio > true_ratio else "low"
     return report(False, f"the ratio of multiply-adds ({ratio:g} is more than {tolerance:.0%} too {side})",
                   hint="measure both with count_flops(model, (1, 3, 300, 300))")
