@@ -33,7 +33,8 @@ MEASURE_JS = r"""
 const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
 const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
 // Code and output blocks that scroll sideways: their content is wider than their box.
-const blocks = [...article.querySelectorAll("div.highlight pre, .cell_output pre, .output pre, div.math-wrapper, mjx-container[display='true']")]
+const blocks = [...article.querySelectorAll(
+    "div.highlight pre, .cell_output pre, .output pre, div.math-wrapper, mjx-container[display='true']")]
   .filter(visible);
 const overflowing = blocks.filter(el => el.scrollWidth > el.clientWidth + 1).map(el => ({
   text: (el.innerText || "").slice(0, 80), scroll: el.scrollWidth, client: el.clientWidth}));
@@ -55,7 +56,8 @@ const figures = [...article.querySelectorAll("img")].filter(visible).map(img => 
   const src = img.getAttribute("src") || "";
   const alt = (img.getAttribute("alt") || "").trim();
   return {src: src.slice(-60), caption: cap ? cap.innerText.trim().slice(0, 80) : "",
-          alt: alt.slice(0, 80), alt_is_path: alt === "" || src.endsWith(alt) || alt.includes("/") || /\.(png|svg|jpg)$/.test(alt),
+          alt: alt.slice(0, 80),
+          alt_is_path: alt === "" || src.endsWith(alt) || alt.includes("/") || /\.(png|svg|jpg)$/.test(alt),
           number: cap ? /^(Fig\.|Figure)\s*\d/.test(cap.innerText.trim()) : false,
           rendered_width: img.getBoundingClientRect().width, natural_width: img.naturalWidth};
 });
