@@ -14,7 +14,7 @@ STAMP := $(VENV)/.effnet-tutorial
 SANITIZE := --nbval-sanitize-with nbval_sanitize.cfg
 BOOK_SOURCES := _config.yml _toc.yml $(wildcard chapters/*.ipynb book/* effnet_tutorial/*.py effnet_tutorial/*/*.py)
 
-.PHONY: help setup setup-dev book build lab test test-package test-notebooks lint benchmark screenshots clean
+.PHONY: help setup setup-dev book build lab test test-package test-notebooks lint benchmark screenshots assignments grade clean
 
 help:  ## list the targets
 	@echo "Targets (the packages go into $(VENV)):"
@@ -72,6 +72,12 @@ test-notebooks: setup-dev  ## re-run every chapter with nbval against its stored
 screenshots: setup-dev build  ## a full-page PNG of every page at 1280 px, in _build/screenshots
 	@tools/install_browser.sh
 	$(PYTHON) tools/book_browser.py --screenshots _build/screenshots
+
+assignments: setup-dev  ## nbgrader: build the classroom assignments into classroom/release
+	$(PYTHON) tools/classroom.py generate
+
+grade: setup-dev  ## nbgrader: autograde classroom/submitted, feedback and classroom/grades.csv
+	$(PYTHON) tools/classroom.py grade
 
 benchmark: setup-dev  ## time this package's B0 against torchvision's (see benchmarks/)
 	$(PYTHON) benchmarks/bench_inference.py

@@ -55,10 +55,10 @@ const figures = [...article.querySelectorAll("img")].filter(visible).map(img => 
   const cap = fig ? fig.querySelector("figcaption") : null;
   const src = img.getAttribute("src") || "";
   const alt = (img.getAttribute("alt") || "").trim();
-  return {src: src.slice(-60), caption: cap ? cap.innerText.trim().slice(0, 80) : "",
+  return {src: src.slice(-60), caption: cap ? cap.textContent.trim().slice(0, 80) : "",
           alt: alt.slice(0, 80),
           alt_is_path: alt === "" || src.endsWith(alt) || alt.includes("/") || /\.(png|svg|jpg)$/.test(alt),
-          number: cap ? /^(Fig\.|Figure)\s*\d/.test(cap.innerText.trim()) : false,
+          number: cap ? /^(Fig\.|Figure)\s*\d/.test(cap.textContent.trim()) : false,
           rendered_width: img.getBoundingClientRect().width, natural_width: img.naturalWidth};
 });
 // Prose that is cut off: a paragraph or list item wider than the viewport.

@@ -1,0 +1,1902 @@
+r"""The classroom assignments (nbgrader, ``classroom/``): their checkers, and the
+assignments themselves as data.
+
+``tools/classroom.py`` builds every notebook of the course from :data:`ASSIGNMENTS`.
+A cell there either quotes a chapter's exercise by its label (:class:`FromChapter`),
+shows the package's own source as the solution, of which the learner sees only the
+signatures and docstrings (:class:`Implement`), or holds a solution, an autograded test
+(:class:`Test`) or a written answer with its rubric (:class:`Answer`). Nothing is copied
+by hand from the chapters or the package, so the course cannot drift from either.
+
+The checkers follow the rules of the chapter checkers (:mod:`effnet_tutorial.exercises`):
+one verdict line with a hint, ``True`` or ``False``, never an exception
+(``@never_crashes``). They compare a learner's answer with the package (the reference
+implementation, with the same weights when the answer is a module) or with an oracle
+written here, and they recognise the known mistakes by computing the wrong answers too.
+
+>>> from effnet_tutorial.exercises.assignments import check_round_repeats
+>>> check_round_repeats(lambda repeats, depth: round(repeats * depth))  # doctest: +ELLIPSIS
+Not yet: round_repeats(1, 0.5). Expected 1, got 0. Hint: round() goes to the...
+False
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, fields
+from numbers import Integral
+from typing import Callable, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..blocks import FusedMBConv, MBConv, squeezed_channels
+from ..config import (
+    EFFICIENTNET_B0_BLOCKS,
+    EFFICIENTNETV2_BLOCKS,
+    MODEL_NAMES,
+    V1_COEFFICIENTS,
+    FusedMBConvConfig,
+    get_model_config,
+)
+from ..inspection import count_flops, count_params
+from ..layers import SqueezeExcite, same_padding
+from ..scaling import round_filters, round_repeats
+from ._common import is_number, never_crashes, report
+
+__all__ = [
+    "check_squeezed_channels",
+    "check_squeeze_excite",
+    "check_mbconv_shapes",
+    "check_mbconv_param_counts",
+    "check_mbconv_outputs",
+    "check_same_padding",
+    "check_round_repeats",
+    "check_scaled_table",
+    "check_predicted_factor",
+    "check_scaled_macs",
+    "check_flops_budget",
+    "check_block_params",
+    "check_fused_b0",
+    "fused_b0_config",
+    "scaled_b0_config",
+    "BUDGET",
+    "BUDGET_FLOOR",
+    "ASSIGNMENTS",
+    "Assignment",
+    "Text",
+    "FromChapter",
+    "Setup",
+    "Given",
+    "Implement",
+    "Solution",
+    "Test",
+    "Answer",
+]
+
+V1_NAMES = tuple(n for n in MODEL_NAMES if n in V1_COEFFICIENTS)
+B0_RESOLUTION = V1_COEFFICIENTS["efficientnet-b0"][2]
+
+#: Assignment 3's budget: this many times B0's multiply-adds, of which at least
+#: ``BUDGET_FLOOR`` must be used (a design choice of the assignment, not a result).
+BUDGET = 4.0
+BUDGET_FLOOR = 0.9
+
+
+# ======================================================================================
+# How a checker stops at the first problem
+# ======================================================================================
+class _NotYet(Exception):
+    """The first problem found in an answer; the checker turns it into one verdict."""
+
+    def __init__(self, what: str, hint: str, expected=None, got=None):
+        super().__init__(what)
+        self.what, self.hint, self.expected, self.got = what, hint, expected, got
+
+
+def _first_problem(checker):
+    """Turn a :class:`_NotYet` raised anywhere in ``checker`` into a "Not yet" verdict."""
+
+    @functools.wraps(checker)
+    def wrapper(*args, **kwargs):
+        try:
+            return checker(*args, **kwargs)
+        except _NotYet as no:
+            return report(False, no.what, no.expected, no.got, no.hint)
+
+    return wrapper
+
+
+def _name(obj) -> str:
+    return getattr(obj, "__name__", type(obj).__name__)
+
+
+def _need_function(fn, signature: str) -> None:
+    if isinstance(fn, nn.Module) or not callable(fn):
+        raise _NotYet(
+            f"pass the function {signature}",
+            f"got {type(fn).__name__}; pass the function itself, without calling it",
+        )
+
+
+def _need_module_class(cls, signature: str) -> None:
+    if isinstance(cls, nn.Module):
+        raise _NotYet(
+            f"pass the class {signature.split('(')[0]}, not an instance",
+            f"the checker builds it several times, as {signature}; pass the class "
+            "itself, without calling it",
+        )
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise _NotYet(
+            f"pass the class {signature}",
+            f"got {type(cls).__name__}; pass a subclass of nn.Module (class ...(nn.Module))",
+        )
+
+
+def _call(fn, *args):
+    """Call the learner's code; its exceptions become verdicts that say where."""
+    shown = f"{_name(fn)}({', '.join(map(repr, args))})"
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise _NotYet(
+            f"{shown} is not written yet", "replace `raise NotImplementedError()` by your code"
+        ) from None
+    except Exception as exc:  # the learner's code may raise anything
+        raise _NotYet(
+            f"{shown} raised {type(exc).__name__}: {exc}",
+            "run it yourself on these arguments and read the error",
+        ) from None
+
+
+def _need_int(got, what: str, expected) -> None:
+    if isinstance(got, bool) or not isinstance(got, Integral):
+        hint = (
+            ".item() turns a one-element tensor into a Python number, then int()"
+            if isinstance(got, torch.Tensor)
+            else ""
+        )
+        raise _NotYet(
+            what,
+            f"return a plain int, not {type(got).__name__}" + (f"; {hint}" if hint else ""),
+            expected,
+            got,
+        )
+
+
+def _need_number(got, what: str) -> None:
+    if not is_number(got):
+        hint = (
+            "; .item() turns a one-element tensor into a Python number"
+            if isinstance(got, torch.Tensor)
+            else ""
+        )
+        raise _NotYet(
+            what, f"give a finite Python number, not {type(got).__name__}{hint}", None, got
+        )
+
+
+# ======================================================================================
+# Modules: reference weights, loading them into a learner's module, running it
+# ======================================================================================
+def _randomize_(module: nn.Module, seed: int) -> nn.Module:
+    """Random weights, biases and BatchNorm statistics, fixed by ``seed``: with BN no
+    longer the identity and every bias non-zero, a missing or swapped layer shows."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(t, lo, hi):
+        return torch.rand(t.shape, generator=g) * (hi - lo) + lo
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(
+                    torch.randn(m.weight.shape, generator=g) / math.sqrt(m.weight[0].numel())
+                )
+                if m.bias is not None:
+                    m.bias.copy_(rand(m.bias, -0.5, 0.5))
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(rand(m.weight, 0.5, 1.5))
+                m.bias.copy_(rand(m.bias, -0.2, 0.2))
+                m.running_mean.copy_(rand(m.running_mean, -0.2, 0.2))
+                m.running_var.copy_(rand(m.running_var, 0.5, 1.5))
+    return module.eval()
+
+
+def _shapes(state: dict) -> list[tuple[str, list[int]]]:
+    return [(k, list(v.shape)) for k, v in state.items()]
+
+
+def _load_reference(module: nn.Module, reference: nn.Module, what: str) -> None:
+    """Copy the reference's weights and BatchNorm buffers into the learner's module: by
+    name when the names are the reference's, otherwise in order when the tensors line up
+    one for one (an ``nn.Linear`` in place of a 1x1 conv is accepted)."""
+    ref, mine = reference.state_dict(), module.state_dict()
+    if set(mine) == set(ref) and all(mine[k].numel() == v.numel() for k, v in ref.items()):
+        pairs = [(mine[k], v) for k, v in ref.items()]
+    elif len(mine) == len(ref) and all(
+        a.numel() == b.numel() for a, b in zip(mine.values(), ref.values())
+    ):
+        pairs = list(zip(mine.values(), ref.values()))
+    else:
+        ref_shapes, my_shapes = _shapes(ref), _shapes(mine)
+        diff = next(
+            ((r, m) for r, m in zip(ref_shapes, my_shapes) if r[1] != m[1] or r[0] != m[0]), None
+        )
+        if diff is None:
+            longer, which = (
+                (ref_shapes, "missing")
+                if len(ref_shapes) > len(my_shapes)
+                else (my_shapes, "extra")
+            )
+            detail = f"{which}: {longer[min(len(ref_shapes), len(my_shapes))][0]}"
+        else:
+            detail = f"the reference has {diff[0][0]} {diff[0][1]}, yours {diff[1][0]} {diff[1][1]}"
+        raise _NotYet(
+            f"the reference weights do not fit your {what}",
+            f"{detail}. Use the submodule names and shapes listed in the task "
+            f"(print(module.state_dict().keys()) shows yours)",
+        )
+    with torch.no_grad():
+        for target, value in pairs:
+            target.copy_(value.reshape(target.shape))
+
+
+_DTYPE_WORDS = ("dtype", "scalar type", "should be the same", "Double", "Half")
+_SHAPE_WORDS = ("must match", "size of tensor", "broadcast", "doesn't match", "shape")
+
+
+def _run(module: nn.Module, x: torch.Tensor, what: str, skip_hint: str | None = None):
+    """``module(x)`` in eval mode without gradients, on a copy of ``x``; a failure is a
+    verdict naming its likely cause (an impossible skip, float64 weights)."""
+    module.eval()
+    try:
+        with torch.no_grad():
+            return module(x.clone())
+    except NotImplementedError:
+        raise _NotYet(
+            f"{what}: forward is not written yet",
+            "replace `raise NotImplementedError()` in forward by your code",
+        ) from None
+    except Exception as exc:  # the learner's forward may raise anything
+        msg = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        dtypes = {p.dtype for p in module.parameters()}
+        if dtypes - {torch.float32} or any(w in msg for w in _DTYPE_WORDS):
+            hint = (
+                f"your module's parameters are {sorted(map(str, dtypes))} but the input is "
+                f"float32; "
+                "build it in float32 (the default: no .double(), no dtype=...)"
+            )
+        elif skip_hint and any(w in msg for w in _SHAPE_WORDS):
+            hint = skip_hint
+        else:
+            hint = "run it yourself on an input of this shape and read the error"
+        raise _NotYet(f"{what} failed on an input of shape {list(x.shape)} ({msg})", hint) from None
+
+
+def _close(a, b) -> bool:
+    return (
+        isinstance(a, torch.Tensor)
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    )
+
+
+def _max_error(a: torch.Tensor, b: torch.Tensor) -> str:
+    return f"largest difference {(a.double() - b.double()).abs().max().item():.2e}"
+
+
+# ======================================================================================
+# Assignment 1: Squeeze-and-Excitation and MBConv
+# ======================================================================================
+def _se_cases(which: str) -> list[tuple[int, float, str]]:
+    """(block input channels, se_ratio, where) for ``check_squeezed_channels``: every
+    MBConv block of the published models, whose widths all happen to divide exactly, plus
+    a few that do not (``"models"``); or narrow and odd widths (``"extra"``)."""
+    if which == "models":
+        rows, seen = (
+            [
+                (18, 0.25, "a width that does not divide"),
+                (30, 0.25, "a width that does not divide"),
+                (3, 0.25, "a very narrow block"),
+            ],
+            set(),
+        )
+        for name in MODEL_NAMES:
+            for spec in get_model_config(name).block_specs():
+                key = (spec.in_channels, spec.se_ratio)
+                if spec.se_ratio and key not in seen:
+                    seen.add(key)
+                    rows.append((spec.in_channels, spec.se_ratio, f"stage {spec.stage} of {name}"))
+        return rows
+    if which == "extra":
+        return [
+            (c, r, "an extra case")
+            for c in (1, 2, 3, 7, 13, 100, 257)
+            for r in (0.0625, 0.125, 0.5, 1.0)
+        ]
+    raise ValueError(f"cases must be 'models' or 'extra', got {which!r}")
+
+
+def _expected_se_width(in_channels: int, se_ratio: float) -> int:
+    """The SE width the package's MBConv really builds (read off the module, on meta)."""
+    with torch.device("meta"):
+        return MBConv(in_channels, in_channels, 3, 1, 6, se_ratio).se.reduce.out_channels
+
+
+@never_crashes
+@_first_problem
+def check_squeezed_channels(fn: Callable[[int, float], int], cases: str = "models") -> bool:
+    """``fn(in_channels, se_ratio)``: the width of an MBConv's SE bottleneck, computed from
+    the block's input channels (EfficientNet's official code). Checked on every MBConv
+    block of B0-B7 and V2-S/M/L/XL and three widths that do not divide (``cases="models"``)
+    or on narrow and odd cases (``"extra"``), against the width of the SE layer that the
+    package's MBConv builds."""
+    _need_function(fn, "squeezed_channels(in_channels, se_ratio)")
+    rows = _se_cases(cases)
+    for cin, ratio, where in rows:
+        expected = _expected_se_width(cin, ratio)
+        got = _call(fn, cin, ratio)
+        what = f"squeezed_channels({cin}, {ratio}) ({where})"
+        _need_int(got, what, expected)
+        if got == expected:
+            continue
+        exact = cin * ratio
+        if got < 1:
+            hint = "never below one channel: max(1, ...)"
+        elif got in (round(exact), math.ceil(exact)):
+            hint = "round down: int(in_channels * se_ratio)"
+        else:
+            hint = "max(1, int(in_channels * se_ratio)), from the block's input channels"
+        raise _NotYet(what, hint, expected, got)
+    return report(True, f"squeezed_channels on {len(rows)} cases")
+
+
+def _se_variant(x, w, pool="mean", act=F.silu, gate=torch.sigmoid, multiply=True):
+    """SE computed by formula with the reference weights ``w``, optionally with a known mistake."""
+    s = x.mean((2, 3), keepdim=True) if pool == "mean" else x.amax((2, 3), keepdim=True)
+    s = act(F.conv2d(s, w["reduce.weight"], w["reduce.bias"]))
+    s = gate(F.conv2d(s, w["expand.weight"], w["expand.bias"]))
+    return x * s if multiply else s
+
+
+_SE_MISTAKES = (
+    (
+        dict(gate=lambda s: s),
+        "the gate is sigmoid(expand(...)): values in (0, 1) that rescale each channel",
+    ),
+    (
+        dict(act=torch.relu),
+        "the activation between the two 1x1 convs is Swish (SiLU), as everywhere in "
+        "EfficientNet, not ReLU",
+    ),
+    (dict(act=lambda s: s), "apply Swish (SiLU) between the two 1x1 convs"),
+    (
+        dict(pool="max"),
+        "squeeze is the global AVERAGE over H and W (SE paper §3.1), not the maximum",
+    ),
+    (
+        dict(act=torch.sigmoid, gate=F.silu),
+        "Swish goes between the convs and the sigmoid at the end, not the other way round",
+    ),
+)
+
+
+@never_crashes
+@_first_problem
+def check_squeeze_excite(cls, channels: int = 240, squeezed: int = 10, seed: int = 0) -> bool:
+    """Your ``SqueezeExcite(channels, squeezed_channels)`` against the package's, with the
+    same weights (Hu et al. 2018, §3; EfficientNet's MBConv): parameters, output shape and
+    values on a random (2, channels, 7, 9) input, in eval mode.
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+    _need_module_class(cls, "SqueezeExcite(channels, squeezed_channels)")
+    what = f"SqueezeExcite({channels}, {squeezed})"
+    reference = _randomize_(SqueezeExcite(channels, squeezed), seed)
+    module = _call(cls, channels, squeezed)
+    if not isinstance(module, nn.Module):
+        raise _NotYet(
+            f"{what} is not an nn.Module", "subclass nn.Module and call super().__init__()"
+        )
+    n_ref, n_mine = count_params(reference), count_params(module)
+    if n_mine != n_ref:
+        hint = (
+            "two 1x1 convs WITH bias: reduce C -> C_se (C * C_se + C_se) and expand C_se -> C "
+            "(C_se * C + C)"
+        )
+        if n_ref - n_mine in (channels, squeezed, channels + squeezed):
+            hint = "both 1x1 convs have a bias: bias=True, the default of nn.Conv2d"
+        raise _NotYet(f"parameters of {what}", hint, n_ref, n_mine)
+    _load_reference(module, reference, what)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, channels, 7, 9, generator=g)
+    out = _run(module, x, what)
+    with torch.no_grad():
+        want = reference(x.clone())
+    if not isinstance(out, torch.Tensor):
+        raise _NotYet(f"{what} returned {type(out).__name__}", "return a tensor")
+    if out.shape != want.shape:
+        hint = (
+            "that is the gate alone; return the input multiplied by it, x * gate"
+            if out.numel() == x.shape[0] * channels
+            else "SE keeps the shape of its input"
+        )
+        raise _NotYet(f"output shape of {what}", hint, list(want.shape), list(out.shape))
+    if _close(out, want):
+        return report(True, f"{what} matches the package's with the same weights")
+    weights = reference.state_dict()
+    with torch.no_grad():
+        for mistake, hint in _SE_MISTAKES:
+            if _close(out, _se_variant(x, weights, **mistake)):
+                raise _NotYet(f"output of {what}", hint)
+    raise _NotYet(
+        f"output of {what} ({_max_error(out, want)})",
+        "squeeze (mean over H and W) -> reduce -> Swish -> expand -> sigmoid -> x * gate",
+    )
+
+
+Case = tuple  # (in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)
+
+
+def mbconv_cases(which: str = "b0") -> list[Case]:
+    """The blocks the MBConv checkers build: ``"b0"`` is the first block of each of B0's
+    seven stages, its first block with a skip and a stride-2 block with equal channels;
+    ``"extra"`` adds shapes that no published table has (no SE, e=1 with stride 2 ...).
+
+    Shape: -> [(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio), ...].
+    """
+    if which == "b0":
+        specs = get_model_config("efficientnet-b0").block_specs()
+        chosen = [s for s in specs if s.index == 0] + [next(s for s in specs if s.index == 1)]
+        rows = [
+            (s.in_channels, s.out_channels, s.kernel_size, s.stride, s.expand_ratio, s.se_ratio)
+            for s in chosen
+        ]
+        return rows + [(40, 40, 3, 2, 6, 0.25)]
+    if which == "extra":
+        return [
+            (24, 24, 5, 1, 4, None),
+            (16, 16, 3, 2, 1, 0.25),
+            (48, 64, 5, 2, 4, 0.5),
+            (112, 112, 5, 1, 6, 0.25),
+            (8, 8, 3, 1, 1, None),
+        ]
+    raise ValueError(f"cases must be 'b0' or 'extra', got {which!r}")
+
+
+def _describe(case: Case) -> str:
+    cin, cout, k, s, e, r = case
+    return f"MBConv({cin}, {cout}, kernel_size={k}, stride={s}, expand_ratio={e}, se_ratio={r})"
+
+
+_SKIP_HINT = (
+    "an identity skip adds the input to the output, so both must have the same shape: "
+    "add it only when stride == 1 and in_channels == out_channels (has_skip)"
+)
+_MBCONV_STEPS = (
+    "1x1 expand (nn.Identity when expand_ratio == 1) -> kxk depthwise with the stride -> "
+    "SE -> 1x1 linear projection -> + input when has_skip"
+)
+_PART_HINTS = {
+    "expand": "1x1 conv C_in -> e * C_in without bias, then BatchNorm and Swish (ConvBNAct)",
+    "depthwise": "k x k conv with groups = e * C_in (one filter per channel), no bias, then "
+    "BatchNorm",
+    "se": "SqueezeExcite(e * C_in, squeezed_channels(C_in, se_ratio)): it works on the expanded "
+    "tensor, but its width comes from the block's INPUT channels",
+    "project": "1x1 conv e * C_in -> C_out without bias, then BatchNorm and no activation",
+}
+
+
+def _block(cls, case: Case) -> nn.Module:
+    module = _call(cls, *case)
+    if not isinstance(module, nn.Module):
+        raise _NotYet(
+            f"{_describe(case)} is not an nn.Module",
+            "subclass nn.Module and call super().__init__()",
+        )
+    return module
+
+
+def _reference_mbconv(case: Case, seed: int | None = None, **options) -> nn.Module:
+    if seed is None:
+        with torch.device("meta"):
+            return MBConv(*case, **options)
+    return _randomize_(MBConv(*case, **options), seed)
+
+
+def _input(case: Case, seed: int) -> torch.Tensor:
+    # Non-square and odd: TF padding is asymmetric there, and H and W cannot be mixed up.
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, case[0], 14, 15, generator=g)
+
+
+def _param_problem(module: nn.Module, case: Case) -> None:
+    """Raise a verdict naming the part of ``module`` whose parameter count differs from
+    the package's MBConv, with the hint for the known mistakes; return if all agree."""
+    cin, cout, k, s, e, r = case
+    mid = cin * e
+    ref = _reference_mbconv(case)
+    what = _describe(case)
+    with torch.device("meta"):
+        se_from_expanded = (
+            count_params(SqueezeExcite(mid, squeezed_channels(mid, r))) if r else None
+        )
+    for part in ("expand", "depthwise", "se", "project"):
+        mine = getattr(module, part, None)
+        if not isinstance(mine, nn.Module):
+            continue
+        n_mine, n_ref = count_params(mine), count_params(getattr(ref, part))
+        if n_mine == n_ref:
+            continue
+        hint = _PART_HINTS[part]
+        if part == "se" and r and n_mine == se_from_expanded:
+            hint = (
+                f"your SE squeezes to int({mid} * {r}) = {squeezed_channels(mid, r)} channels, "
+                f"computed from the expanded width; the official MBConv squeezes from the block's "
+                f"INPUT channels: max(1, int({cin} * {r})) = {squeezed_channels(cin, r)}"
+            )
+        elif part == "se" and not r:
+            hint = "se_ratio=None means no SE: nn.Identity()"
+        elif part == "expand" and e == 1:
+            hint = "with expand_ratio == 1 there is nothing to expand: nn.Identity()"
+        elif part == "depthwise" and n_mine == k * k * mid * mid + 2 * mid:
+            hint = "a depthwise conv has groups = channels: one k x k filter per channel"
+        raise _NotYet(f"parameters of .{part} in {what}", hint, n_ref, n_mine)
+    n_mine, n_ref = count_params(module), count_params(ref)
+    if n_mine != n_ref:
+        hint = "the parts: " + _MBCONV_STEPS
+        if r and n_mine == n_ref - count_params(ref.se) + se_from_expanded:
+            hint = _PART_HINTS["se"]
+        raise _NotYet(f"parameters of {what}", hint, n_ref, n_mine)
+
+
+def _check_skip_flag(module: nn.Module, case: Case) -> None:
+    expected = case[3] == 1 and case[0] == case[1]
+    got = getattr(module, "has_skip", None)
+    if not isinstance(got, bool) or got != expected:
+        raise _NotYet(f"has_skip of {_describe(case)}", _SKIP_HINT, expected, got)
+
+
+@never_crashes
+@_first_problem
+def check_mbconv_shapes(cls, cases: str = "b0") -> bool:
+    """Your ``MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)``
+    on :func:`mbconv_cases`: ``has_skip`` as in the package and the output shape
+    (B, C_out, ceil(H / stride), ceil(W / stride)) on a (2, C_in, 14, 15) input.
+
+    Shape: (B, C_in, H, W) -> (B, C_out, ceil(H / s), ceil(W / s)).
+    """
+    _need_module_class(
+        cls, "MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)"
+    )
+    rows = mbconv_cases(cases)
+    for i, case in enumerate(rows):
+        cin, cout, k, s, e, r = case
+        module = _block(cls, case)
+        _check_skip_flag(module, case)
+        x = _input(case, i)
+        out = _run(_randomize_(module, i), x, _describe(case), _SKIP_HINT)
+        want = [x.shape[0], cout, math.ceil(x.shape[2] / s), math.ceil(x.shape[3] / s)]
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        if got == want:
+            continue
+        if isinstance(out, torch.Tensor) and out.ndim == 4 and got[1] != cout:
+            hint = "the projection maps e * C_in to out_channels"
+        elif (
+            isinstance(out, torch.Tensor)
+            and out.ndim == 4
+            and got[2:] == list(x.shape[2:])
+            and s > 1
+        ):
+            hint = "the depthwise conv carries the stride"
+        elif isinstance(out, torch.Tensor) and out.ndim == 4:
+            hint = (
+                "TF 'same' padding gives ceil(H / stride) rows and ceil(W / stride) columns; "
+                "ConvBNAct(..., padding='same') does it"
+            )
+        else:
+            hint = "return the block's output tensor (B, C_out, H', W')"
+        raise _NotYet(
+            f"output shape of {_describe(case)} for an input {list(x.shape)}", hint, want, got
+        )
+    return report(True, f"has_skip and output shapes of your MBConv on {len(rows)} blocks")
+
+
+@never_crashes
+@_first_problem
+def check_mbconv_param_counts(cls, cases: str = "b0") -> bool:
+    """Parameters of your MBConv, part by part (``expand``, ``depthwise``, ``se``,
+    ``project``) when it has these submodules, against the package's on
+    :func:`mbconv_cases` (BatchNorm weights and biases count; its statistics do not)."""
+    _need_module_class(
+        cls, "MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)"
+    )
+    rows = mbconv_cases(cases)
+    for case in rows:
+        _param_problem(_block(cls, case), case)
+    return report(True, f"parameter counts of your MBConv on {len(rows)} blocks")
+
+
+@never_crashes
+@_first_problem
+def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
+    """Your MBConv computes what the package's computes, with the same (random) weights
+    and BatchNorm statistics loaded into it, in eval mode, on :func:`mbconv_cases`
+    (MobileNetV2 §3.3 and Fig. 3d; EfficientNet §4)."""
+    _need_module_class(
+        cls, "MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)"
+    )
+    rows = mbconv_cases(cases)
+    for i, case in enumerate(rows):
+        what = _describe(case)
+        module = _block(cls, case)
+        _param_problem(module, case)
+        reference = _reference_mbconv(case, seed + i)
+        _load_reference(module, reference, what)
+        x = _input(case, seed + i)
+        out = _run(module, x, what, _SKIP_HINT)
+        with torch.no_grad():
+            want = reference(x.clone())
+        if _close(out, want):
+            continue
+        if not isinstance(out, torch.Tensor) or out.shape != want.shape:
+            raise _NotYet(
+                f"output of {what}",
+                "check_mbconv_shapes finds the shape problem first",
+                list(want.shape),
+                list(out.shape) if isinstance(out, torch.Tensor) else out,
+            )
+        raise _NotYet(
+            f"output of {what} ({_max_error(out, want)})", _output_mistake(out, x, reference, case)
+        )
+    return report(
+        True, f"your MBConv matches the package's, with the same weights, on {len(rows)} blocks"
+    )
+
+
+def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case) -> str:
+    """The hint for an MBConv output that differs: which known mistake reproduces it."""
+    with torch.no_grad():
+        expanded = ref.depthwise(ref.expand(x.clone()))
+        branch = ref.project(ref.se(expanded))
+        skip = x if ref.has_skip else 0
+        symmetric = MBConv(*case, padding="symmetric")
+        symmetric.load_state_dict(ref.state_dict())
+        candidates = [
+            (
+                branch,
+                "add the input (identity skip) when stride == 1 and in_channels == out_channels",
+            ),
+            (
+                F.silu(branch) + skip,
+                "the projection is linear: no activation after it (linear bottleneck, "
+                "MobileNetV2 §3.2)",
+            ),
+            (
+                ref.project(expanded) + skip,
+                "apply the SE layer between the depthwise conv and the projection",
+            ),
+            (
+                symmetric.eval()(x.clone()),
+                "TF 'same' padding (asymmetric for stride 2), not PyTorch's k // 2: "
+                "ConvBNAct(..., padding='same')",
+            ),
+        ]
+    for candidate, hint in candidates[0 if ref.has_skip else 1 :]:
+        if _close(out, candidate):
+            return hint
+    return _MBCONV_STEPS
+
+
+# ======================================================================================
+# Assignment 2: TF "same" padding, round_filters and round_repeats
+# ======================================================================================
+def _tf_same_oracle(size: int, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" padding found by search: the least total padding that gives
+    ceil(size / stride) outputs, with the odd pixel after (tf.nn.convolution docs)."""
+    span = (kernel_size - 1) * dilation + 1
+    wanted = -(-size // stride)
+    total = 0
+    while size + total < span or (size + total - span) // stride + 1 < wanted:
+        total += 1
+    return total // 2, total - total // 2
+
+
+def _as_pair(got):
+    if (
+        isinstance(got, (tuple, list))
+        and len(got) == 2
+        and all(isinstance(v, Integral) and not isinstance(v, bool) for v in got)
+    ):
+        return tuple(int(v) for v in got)
+    return None
+
+
+@never_crashes
+@_first_problem
+def check_same_padding(
+    fn,
+    max_size: int = 40,
+    kernels: tuple[int, ...] = (1, 3, 5, 7),
+    strides: tuple[int, ...] = (1, 2, 3),
+    dilations: tuple[int, ...] = (1,),
+) -> bool:
+    """``fn(size, kernel_size, stride, dilation=1) -> (before, after)``: TensorFlow's "SAME"
+    padding along one axis, on every size from 1 to ``max_size`` and every combination of
+    the given kernels, strides and dilations, against an oracle that searches for the
+    least padding giving ceil(size / stride) outputs."""
+    _need_function(fn, "same_padding(size, kernel_size, stride, dilation=1)")
+    count = 0
+    for d in dilations:
+        for k in kernels:
+            for s in strides:
+                for n in range(1, max_size + 1):
+                    count += 1
+                    expected = _tf_same_oracle(n, k, s, d)
+                    got = _call(fn, n, k, s, d) if d != 1 else _call(fn, n, k, s)
+                    args = f"{n}, {k}, {s}" + (f", dilation={d}" if d != 1 else "")
+                    what = f"same_padding({args})"
+                    pair = _as_pair(got)
+                    if pair is None:
+                        raise _NotYet(
+                            what, "return a tuple (before, after) of two ints", expected, got
+                        )
+                    if pair == expected:
+                        continue
+                    total = sum(expected)
+                    if pair == (expected[1], expected[0]):
+                        hint = "TF puts the odd pixel AFTER (bottom, right), not before"
+                    elif pair == ((k - 1) * d // 2,) * 2:
+                        hint = (
+                            "that is PyTorch's symmetric padding; TF pads just enough for ceil(n / "
+                            "stride) outputs, (out - 1) * stride + (k - 1) * dilation + 1 - n in "
+                            "total"
+                        )
+                    elif min(pair) < 0:
+                        hint = "padding is never negative: the total is max(..., 0)"
+                    elif d != 1 and pair == _tf_same_oracle(n, k, s, 1):
+                        hint = "a dilated kernel spans (k - 1) * dilation + 1 pixels"
+                    elif sum(pair) != total:
+                        hint = (
+                            "the output size is ceil(n / stride); the total padding is "
+                            "(out - 1) * stride + (k - 1) * dilation + 1 - n, and never negative"
+                        )
+                    else:
+                        hint = "split the total as (total // 2, total - total // 2)"
+                    raise _NotYet(what, hint, expected, pair)
+    return report(
+        True,
+        f"same_padding on {count} cases (sizes 1-{max_size}, kernels {list(kernels)}, "
+        f"strides {list(strides)}, dilations {list(dilations)})",
+    )
+
+
+def _repeat_cases() -> list[tuple[int, float]]:
+    repeats = sorted(
+        {b.num_repeats for b in EFFICIENTNET_B0_BLOCKS}
+        | {b.num_repeats for table in EFFICIENTNETV2_BLOCKS.values() for b in table}
+    )
+    depths = sorted({v[1] for v in V1_COEFFICIENTS.values()} | {0.5, 0.8, 1.25, 1.5, 2.0, 2.5, 3.0})
+    return [(n, d) for d in depths for n in repeats]
+
+
+@never_crashes
+@_first_problem
+def check_round_repeats(fn) -> bool:
+    """``fn(repeats, depth_coefficient)``: a stage's number of blocks after depth scaling,
+    rounded up (EfficientNet §3.3; tensorflow/tpu ``round_repeats``), on every repeat
+    count of the V1 and V2 tables at every published depth and a few more."""
+    _need_function(fn, "round_repeats(repeats, depth_coefficient)")
+    rows = _repeat_cases()
+    for n, d in rows:
+        expected = round_repeats(n, d)
+        got = _call(fn, n, d)
+        what = f"round_repeats({n}, {d})"
+        _need_int(got, what, expected)
+        if got == expected:
+            continue
+        if got == round(n * d) == int(n * d):
+            hint = (
+                "round() goes to the nearest integer and int() truncates; the official rule rounds "
+                "UP: math.ceil(depth_coefficient * repeats)"
+            )
+        elif got == round(n * d):
+            hint = (
+                "round() goes to the nearest integer; the official rule rounds UP: "
+                "math.ceil(depth_coefficient * repeats)"
+            )
+        elif got == int(n * d):
+            hint = ("int() truncates; the official rule rounds UP: "
+                    "math.ceil(depth_coefficient * repeats)")
+        else:
+            hint = "math.ceil(depth_coefficient * repeats)"
+        raise _NotYet(what, hint, expected, got)
+    return report(True, f"round_repeats on {len(rows)} cases")
+
+
+@never_crashes
+@_first_problem
+def check_scaled_table(filters_fn=None, repeats_fn=None, names: tuple[str, ...] = V1_NAMES) -> bool:
+    """Your ``round_filters`` and/or ``round_repeats`` (either may be None) applied to B0's
+    table (Table 1 of Tan & Le 2019) give the published B1-B7: the stem, every stage's
+    output channels and blocks, and the head, as the package's configs hold them."""
+    if filters_fn is None and repeats_fn is None:
+        raise _NotYet(
+            "pass round_filters, round_repeats or both",
+            "check_scaled_table(round_filters, round_repeats)",
+        )
+    for fn, sig in (
+        (filters_fn, "round_filters(channels, width_coefficient)"),
+        (repeats_fn, "round_repeats(repeats, depth_coefficient)"),
+    ):
+        if fn is not None:
+            _need_function(fn, sig)
+    for name in names:
+        cfg = get_model_config(name)
+        w, d = cfg.width_coefficient, cfg.depth_coefficient
+        rows = [("stem", cfg.blocks[0].in_channels, cfg.scaled_stem_channels, None, None)]
+        rows += [
+            (
+                f"stage {n}",
+                base.out_channels,
+                scaled.out_channels,
+                base.num_repeats,
+                scaled.num_repeats,
+            )
+            for n, base, scaled in zip(cfg.stage_numbers, cfg.blocks, cfg.scaled_blocks())
+        ]
+        rows.append(("head", cfg.head_channels, cfg.scaled_head_channels, None, None))
+        for where, c0, c1, n0, n1 in rows:
+            if filters_fn is not None:
+                got = _call(filters_fn, c0, w)
+                what = f"{name}, {where}: round_filters({c0}, {w})"
+                _need_int(got, what, c1)
+                if got != c1:
+                    raise _NotYet(
+                        what,
+                        "round to the nearest multiple of 8 (never below 8), then add 8 if "
+                        "that lost more than 10 %",
+                        c1,
+                        got,
+                    )
+            if repeats_fn is not None and n0 is not None:
+                got = _call(repeats_fn, n0, d)
+                what = f"{name}, {where}: round_repeats({n0}, {d})"
+                _need_int(got, what, n1)
+                if got != n1:
+                    raise _NotYet(what, "depth scaling rounds up: math.ceil(d * repeats)", n1, got)
+    which = " and ".join(
+        n for n, f in (("channels", filters_fn), ("repeats", repeats_fn)) if f is not None
+    )
+    return report(
+        True, f"your functions give the {which} of {', '.join(n[-2:].upper() for n in names)}"
+    )
+
+
+# ======================================================================================
+# Assignment 3: scale B0 to a FLOPs budget
+# ======================================================================================
+def scaled_b0_config(depth: float, width: float, resolution: int):
+    """B0's config with the given depth and width coefficients and native resolution
+    (EfficientNet §3.3: ``d``, ``w`` and the image size ``r``).
+
+    Shape: (d, w, r) -> ModelConfig.
+    """
+    return get_model_config(
+        "efficientnet-b0", depth_coefficient=depth, width_coefficient=width, resolution=resolution
+    )
+
+
+def _b0_macs() -> int:
+    return count_flops("efficientnet-b0")
+
+
+def _published_cases() -> list[tuple[float, float, int]]:
+    return [
+        (d, w, r) for name, (w, d, r, _) in V1_COEFFICIENTS.items() if name != "efficientnet-b0"
+    ]
+
+
+@never_crashes
+@_first_problem
+def check_predicted_factor(fn, cases: tuple[tuple[float, float, int], ...] | None = None) -> bool:
+    """``fn(depth, width, resolution)``: the factor by which B0's FLOPs grow by the
+    compound rule's estimate d * w^2 * (r / 224)^2 (EfficientNet §3.3), on the published
+    B1-B7 coefficients (or ``cases``, a tuple of (d, w, r))."""
+    _need_function(fn, "predicted_factor(depth, width, resolution)")
+    rows = list(cases) if cases is not None else _published_cases()
+    for d, w, r in rows:
+        ratio = r / B0_RESOLUTION
+        expected = d * w**2 * ratio**2
+        got = _call(fn, d, w, r)
+        what = f"predicted_factor({d}, {w}, {r})"
+        _need_number(got, what)
+        if math.isclose(got, expected, rel_tol=1e-6):
+            continue
+        if math.isclose(got, d * w * ratio, rel_tol=1e-6):
+            hint = ("width and resolution enter squared: a conv's cost grows with C_in * C_out "
+                    "and with H * W")
+        elif math.isclose(got, d * w**2 * r**2, rel_tol=1e-6):
+            hint = f"resolution is a ratio: r / {B0_RESOLUTION} (B0's image size)"
+        elif math.isclose(got, d**2 * w**2 * ratio**2, rel_tol=1e-6):
+            hint = "depth enters linearly: twice the blocks, twice the cost"
+        else:
+            hint = f"d * w**2 * (r / {B0_RESOLUTION})**2"
+        raise _NotYet(what, hint, round(expected, 6), got)
+    return report(True, f"predicted_factor on {len(rows)} cases")
+
+
+@never_crashes
+@_first_problem
+def check_scaled_macs(fn, cases: tuple[tuple[float, float, int], ...] | None = None) -> bool:
+    """``fn(depth, width, resolution)``: the multiply-adds of B0 scaled by d, w and r,
+    MEASURED (a scaled config counted with ``count_flops``), on B0's and B3's
+    coefficients or on ``cases``, a tuple of (d, w, r)."""
+    _need_function(fn, "scaled_macs(depth, width, resolution)")
+    if cases is None:
+        w3, d3, r3, _ = V1_COEFFICIENTS["efficientnet-b3"]
+        cases = ((1.0, 1.0, B0_RESOLUTION), (d3, w3, r3))
+    b0 = _b0_macs()
+    for d, w, r in cases:
+        expected = count_flops(scaled_b0_config(d, w, r))
+        got = _call(fn, d, w, r)
+        what = f"scaled_macs({d}, {w}, {r})"
+        _need_int(got, what, expected)
+        if got == expected:
+            continue
+        predicted = b0 * d * w**2 * (r / B0_RESOLUTION) ** 2
+        if math.isclose(got, predicted, rel_tol=1e-3):
+            hint = (
+                "that is the prediction d * w^2 * r^2 times B0's; measure instead: count the "
+                "scaled config with count_flops"
+            )
+        elif d != w and got == count_flops(scaled_b0_config(w, d, r)):
+            hint = "depth_coefficient and width_coefficient are swapped"
+        elif r != B0_RESOLUTION and got == count_flops(scaled_b0_config(d, w, B0_RESOLUTION)):
+            hint = "the image size changes too: resolution=r in the config (or an input of r x r)"
+        else:
+            hint = (
+                "count_flops(get_model_config('efficientnet-b0', depth_coefficient=d, "
+                "width_coefficient=w, resolution=r))"
+            )
+        raise _NotYet(what, hint, expected, got)
+    return report(True, f"scaled_macs on {len(cases)} cases")
+
+
+@never_crashes
+@_first_problem
+def check_flops_budget(
+    depth, width, resolution, budget: float = BUDGET, floor: float = BUDGET_FLOOR
+) -> bool:
+    """B0 scaled by ``depth``, ``width`` (coefficients >= 1) and ``resolution`` (pixels,
+    >= 224) needs at most ``budget`` times B0's multiply-adds and at least ``floor`` of
+    that budget, counted with ``count_flops`` (EfficientNet §3.3)."""
+    for value, name in ((depth, "depth"), (width, "width")):
+        _need_number(value, f"the {name} coefficient")
+        if value < 1:
+            raise _NotYet(
+                f"the {name} coefficient", "scale B0 up: d >= 1 and w >= 1", ">= 1", value
+            )
+    if isinstance(resolution, bool) or not isinstance(resolution, Integral):
+        raise _NotYet(
+            "the resolution",
+            "give the image size in whole pixels, an int such as 260",
+            None,
+            resolution,
+        )
+    if resolution < B0_RESOLUTION:
+        raise _NotYet(
+            "the resolution",
+            f"scale B0 up: at least {B0_RESOLUTION} pixels",
+            f">= {B0_RESOLUTION}",
+            resolution,
+        )
+    b0 = _b0_macs()
+    macs = count_flops(scaled_b0_config(float(depth), float(width), int(resolution)))
+    limit = budget * b0
+    share = macs / limit
+    what = f"d={depth:g}, w={width:g}, r={resolution} needs {macs / 1e9:.3f} G multiply-adds"
+    if macs > limit:
+        raise _NotYet(
+            f"{what}, {share - 1:.1%} over the budget of {limit / 1e9:.3f} G",
+            "FLOPs grow about as d * w^2 * r^2: shrink one of them, and measure again (the "
+            "rounding of channels and blocks makes the estimate inexact)",
+        )
+    if share < floor:
+        raise _NotYet(
+            f"{what}, only {share:.1%} of the budget of {limit / 1e9:.3f} G",
+            f"use at least {floor:.0%} of it: a larger model is more accurate",
+        )
+    return report(
+        True, f"{what}, {share:.1%} of the budget ({budget:g} x B0 = {limit / 1e9:.3f} G)"
+    )
+
+
+# ======================================================================================
+# Assignment 4: Fused-MBConv against MBConv
+# ======================================================================================
+def _conv_bn_parts(module: nn.Module) -> tuple[int, int, int]:
+    """(conv weights, BN parameters, conv output channels) of a block, from its modules."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    bns = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    return (
+        sum(c.weight.numel() for c in convs),
+        sum(count_params(b) for b in bns),
+        sum(c.out_channels for c in convs),
+    )
+
+
+def _block_param_hint(got, block: nn.Module, kind: str) -> str:
+    weights, bn, outs = _conv_bn_parts(block)
+    if got == weights:
+        return "add BatchNorm's two parameters (scale, shift) per channel after each conv"
+    if got == weights + bn + outs:
+        return "the convs have no bias: the BatchNorm after each conv has the shift"
+    if kind == "mbconv":
+        return (
+            "1x1 C -> eC, k x k depthwise on eC (k^2 eC), 1x1 eC -> C; each followed by BatchNorm"
+        )
+    return "k x k regular conv C -> eC (k^2 C eC), 1x1 eC -> C; each followed by BatchNorm"
+
+
+@never_crashes
+@_first_problem
+def check_block_params(
+    mbconv_params, fused_params, channels: int = 48, expand_ratio: int = 4, kernel_size: int = 3
+) -> bool:
+    """Parameters (BatchNorm included, no SE) of an MBConv and of a Fused-MBConv with
+    ``channels`` in and out, stride 1 (EfficientNetV2 §3.2, Fig. 2), against the package's
+    blocks."""
+    c, e, k = channels, expand_ratio, kernel_size
+    with torch.device("meta"):
+        mb = MBConv(c, c, k, 1, e, se_ratio=None)
+        fu = FusedMBConv(c, c, k, 1, e)
+    for got, block, kind in ((mbconv_params, mb, "mbconv"), (fused_params, fu, "fused")):
+        expected = count_params(block)
+        name = "MBConv" if kind == "mbconv" else "Fused-MBConv"
+        what = f"parameters of the {name} (C={c}, e={e}, k={k})"
+        _need_int(got, what, expected)
+        if got != expected:
+            raise _NotYet(what, _block_param_hint(got, block, kind), expected, got)
+    return report(
+        True,
+        f"parameters of both blocks (C={c}, e={e}, k={k}): MBConv {count_params(mb):,}, "
+        f"Fused-MBConv {count_params(fu):,}",
+    )
+
+
+def fused_b0_config(stages, keep_se: bool = True):
+    """B0 with the MBConv stages numbered ``stages`` (Table 1 of Tan & Le 2019: 2-8)
+    turned into Fused-MBConv stages with the same fields, as EfficientNetV2 did to B4
+    (Tan & Le 2021, §3.2 and Table 3); ``keep_se=False`` drops their SE as well.
+
+    Shape: stage numbers -> ModelConfig.
+    """
+    base = get_model_config("efficientnet-b0")
+    unknown = sorted(set(stages) - set(base.stage_numbers))
+    if unknown:
+        raise ValueError(
+            f"B0's block stages are {base.stage_numbers[0]}-{base.stage_numbers[-1]}; got {unknown}"
+        )
+
+    def fused(b):
+        values = {f.name: getattr(b, f.name) for f in fields(b)}
+        return FusedMBConvConfig(**{**values, "se_ratio": values["se_ratio"] if keep_se else None})
+
+    blocks = tuple(fused(b) if n in stages else b for n, b in zip(base.stage_numbers, base.blocks))
+    return base.with_options(blocks=blocks)
+
+
+def _counts(model_or_config) -> tuple[int, int]:
+    return count_params(model_or_config), count_flops(
+        model_or_config, (1, 3, B0_RESOLUTION, B0_RESOLUTION)
+    )
+
+
+@never_crashes
+@_first_problem
+def check_fused_b0(fn, stages: tuple[int, ...] = (2, 3, 4)) -> bool:
+    """``fn(stages)``: B0 (a ModelConfig or a model) with the stages numbered ``stages``
+    made of Fused-MBConv blocks with the same settings (EfficientNetV2 §3.2, Table 3);
+    compared by parameters and multiply-adds at 224x224 with :func:`fused_b0_config`."""
+    _need_function(fn, "fused_b0(stages)")
+    stages = tuple(stages)
+    got = _call(fn, stages)
+    what = f"fused_b0({stages})"
+    from ..config import ModelConfig
+
+    if not isinstance(got, (ModelConfig, nn.Module)):
+        raise _NotYet(what, f"return a ModelConfig (or a model), not {type(got).__name__}")
+    try:
+        mine = _counts(got)
+    except Exception as exc:  # the learner's config or model may not run
+        raise _NotYet(
+            f"{what} could not be counted ({type(exc).__name__}: {exc})",
+            "count_params and count_flops must work on it; build it from "
+            "get_model_config('efficientnet-b0')",
+        ) from None
+    expected = _counts(fused_b0_config(stages))
+    if mine == expected:
+        return report(
+            True, f"{what}: {mine[0]:,} parameters, {mine[1] / 1e9:.3f} G multiply-adds at 224x224"
+        )
+    shifted = tuple(n + 1 for n in stages)
+    if mine == _counts("efficientnet-b0"):
+        hint = "that is B0 itself: no stage was replaced"
+    elif mine == _counts(fused_b0_config(stages, keep_se=False)):
+        hint = "keep each stage's se_ratio: only the block kind changes"
+    elif max(shifted) <= 8 and mine == _counts(fused_b0_config(shifted)):
+        hint = ("stages are numbered as in Table 1 of the EfficientNet paper: 2 is the first "
+                "MBConv stage (32 -> 16)")
+    else:
+        hint = (
+            "replace those stages' MBConvConfig by FusedMBConvConfig with the same fields "
+            "(dataclasses.fields), and the config's blocks with with_options(blocks=...)"
+        )
+    raise _NotYet(
+        f"{what}: parameters and multiply-adds",
+        hint,
+        f"{expected[0]:,} and {expected[1]:,}",
+        f"{mine[0]:,} and {mine[1]:,}",
+    )
+
+
+# ======================================================================================
+# The assignments as data: what tools/classroom.py turns into nbgrader notebooks
+# ======================================================================================
+@dataclass(frozen=True)
+class Text:
+    """A read-only markdown cell (MyST markdown: ``{cite:p}`` roles are resolved for Jupyter).
+    ``source`` may be a function, called when the course is generated (for numbers that
+    must be computed)."""
+
+    source: str | Callable[[], str]
+
+
+@dataclass(frozen=True)
+class FromChapter:
+    """A chapter's exercise, quoted from the notebook by its label (e.g. ``"ch2-ex2"``)."""
+
+    label: str
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The chapters' set-up cell (``tools/sync_setup_cell.py``): installs the package in Colab."""
+
+
+@dataclass(frozen=True)
+class Given:
+    """A read-only code cell: imports and helpers the learner uses but does not write."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class Implement:
+    """A solution cell made from the package's own source of ``objects``: the learner sees
+    their signatures and docstrings, the bodies are the solution. Methods in ``keep`` are
+    given in full (they are not part of the task)."""
+
+    grade_id: str
+    objects: tuple
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A solution cell written here; ``source`` marks the solution with nbgrader's
+    ``### BEGIN SOLUTION`` / ``### END SOLUTION`` (around all of it when it has none)."""
+
+    grade_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Test:
+    """An autograded test cell worth ``points``; ``hidden`` runs only when grading."""
+
+    grade_id: str
+    points: int
+    title: str
+    source: str
+    hidden: str = ""
+    __test__ = False   # not a pytest test class
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A written answer graded by hand: the prompt and the rubric (shown to the learner),
+    then the answer cell, which holds ``model_answer`` in the instructors' version."""
+
+    grade_id: str
+    title: str
+    prompt: str
+    rubric: tuple[tuple[int, str], ...]
+    model_answer: str | Callable[[], str]
+
+    @property
+    def points(self) -> int:
+        return sum(p for p, _ in self.rubric)
+
+
+Cell = Union[Text, FromChapter, Setup, Given, Implement, Solution, Test, Answer]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One nbgrader assignment: one notebook, ``classroom/source/<id>/<id>.ipynb``."""
+
+    id: str
+    title: str
+    minutes: int
+    goals: tuple[str, ...]
+    cells: tuple[Cell, ...]
+
+    @property
+    def tests(self) -> list[Test]:
+        return [c for c in self.cells if isinstance(c, Test)]
+
+    @property
+    def answers(self) -> list[Answer]:
+        return [c for c in self.cells if isinstance(c, Answer)]
+
+    @property
+    def auto_points(self) -> int:
+        return sum(t.points for t in self.tests)
+
+    @property
+    def manual_points(self) -> int:
+        return sum(a.points for a in self.answers)
+
+
+def _state_table(module: nn.Module) -> str:
+    """The parameter names and shapes of a reference module, as a markdown table."""
+    rows = "\n".join(f"| `{name}` | `{list(p.shape)}` |" for name, p in module.named_parameters())
+    return "| parameter | shape |\n|---|---|\n" + rows
+
+
+def _meta(cls, *args):
+    with torch.device("meta"):
+        return cls(*args)
+
+
+HOW_TO_WORK = """\
+**How to work.** Write your code where it says `YOUR CODE HERE` (delete the
+`raise NotImplementedError()` line) and your written answers where it says
+`YOUR ANSWER HERE`. Each test cell calls a checker of the book's package: it prints
+`Correct: ...` or `Not yet: ...` with a hint, and fails until your answer is right.
+When the notebook is graded, hidden tests run the same checkers on other cases, so
+write general code, not code for the visible cases. Before you submit, run
+**Kernel > Restart & Run All** and read every verdict. Do not delete, copy or reorder
+cells, and keep the file name."""
+
+_SE_TABLE = _state_table(_meta(SqueezeExcite, 240, 10))
+_MBCONV_TABLE = _state_table(_meta(MBConv, 16, 24, 3, 2, 6, 0.25))
+_TEST_MBCONV = "from effnet_tutorial.exercises.assignments import {0}\n\nassert {0}(MBConv)"
+
+A1 = Assignment(
+    id="a1_se_mbconv",
+    title="Squeeze-and-Excitation and MBConv",
+    minutes=90,
+    goals=(
+        "Build the Squeeze-and-Excitation layer {cite:p}`hu2018squeeze` and the MBConv block "
+        "{cite:p}`sandler2018mobilenetv2` of EfficientNet {cite:p}`tan2019efficientnet` from "
+        "convolutions, BatchNorm and Swish.",
+        "Compute the SE width from the block's input channels, as the official code does.",
+        "Know when a block can have an identity skip, and why.",
+        "Check a module against a reference: shapes, parameter counts, then outputs with the "
+        "same weights.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 1: Squeeze-and-Excitation and MBConv\n\n"
+            "You write the two modules at the heart of EfficientNet "
+            "{cite:p}`tan2019efficientnet`: the Squeeze-and-Excitation (SE) layer "
+            "{cite:p}`hu2018squeeze` and the mobile inverted bottleneck, MBConv "
+            "{cite:p}`sandler2018mobilenetv2`. The autograder copies the weights of the book's "
+            "package into your modules and compares shapes, parameter counts and outputs with "
+            "the package's. 8 points, all autograded; about 90 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import torch\nfrom torch import nn\n\nfrom effnet_tutorial.layers import ConvBNAct, "
+            "DropPath, MemoryEfficientSwish\n\ntorch.manual_seed(0)"
+        ),
+        Text(
+            "## 1. The width of the SE bottleneck (1 point)\n\n"
+            "Inside an MBConv block, SE squeezes the expanded tensor ($e \\cdot C_\\text{in}$ "
+            "channels) to $C_\\text{se}$ channels and back. The official code computes "
+            "$C_\\text{se}$ from the block's *input* channels, which several re-implementations "
+            "get wrong. Chapter 2 of the book asks you to count it by hand:"
+        ),
+        FromChapter("ch2-ex2"),
+        Text(
+            "Write `squeezed_channels(in_channels, se_ratio)`, the width $C_\\text{se}$ for a "
+            "block with `in_channels` input channels."
+        ),
+        Implement("squeezed_channels", (squeezed_channels,)),
+        Test(
+            "test_squeezed_channels",
+            1,
+            "`squeezed_channels` on every MBConv block of B0-B7 and V2",
+            "from effnet_tutorial.exercises.assignments import check_squeezed_channels\n\n"
+            "assert check_squeezed_channels(squeezed_channels)",
+            hidden='assert check_squeezed_channels(squeezed_channels, cases="extra")',
+        ),
+        Text(
+            "## 2. Squeeze-and-Excitation (2 points)\n\n"
+            "Write the module `SqueezeExcite(channels, squeezed_channels)`; its docstring says "
+            "what it computes. The checker copies the package's weights into yours, by name when "
+            "you use the package's names, otherwise in the order your module registers them. "
+            "The package's `SqueezeExcite(240, 10)` holds:\n\n" + _SE_TABLE
+        ),
+        Implement("squeeze_excite", (SqueezeExcite,)),
+        Test(
+            "test_squeeze_excite",
+            2,
+            "`SqueezeExcite(240, 10)`: parameters, shape and outputs with the package's weights",
+            "from effnet_tutorial.exercises.assignments import check_squeeze_excite\n\n"
+            "assert check_squeeze_excite(SqueezeExcite)",
+            hidden="assert check_squeeze_excite(SqueezeExcite, channels=1152, squeezed=48, "
+            "seed=1)\nassert check_squeeze_excite(SqueezeExcite, channels=96, squeezed=4, seed=2)",
+        ),
+        Text(
+            "## 3. MBConv (5 points)\n\nWrite `MBConv`: its docstring gives the order of the "
+            "parts. Build them from the package's `ConvBNAct` (convolution without bias, "
+            "BatchNorm, activation; its default "
+            'padding is TensorFlow\'s "same") and your `SqueezeExcite` and '
+            "`squeezed_channels`, as the submodules `expand`, `depthwise`, `se` and `project`, "
+            "and set the attribute `has_skip`. The checkers build your class as "
+            "`MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)`; "
+            "the other arguments are the package's options and may keep their defaults "
+            "(`DropPath` is given for `drop_path_rate`). Before you write the skip connection, "
+            "recall chapter 3:"
+        ),
+        FromChapter("ch3-ex2"),
+        Text(
+            "The package's `MBConv(16, 24, kernel_size=3, stride=2, expand_ratio=6)` (the first "
+            "block of B0's stage 3) holds these parameters, and the BatchNorm statistics "
+            "(`running_mean`, `running_var`) next to each `bn`:\n\n" + _MBCONV_TABLE
+        ),
+        Implement("mbconv", (MBConv,), keep=("extra_repr",)),
+        Test(
+            "test_mbconv_shapes",
+            1,
+            "`has_skip` and output shapes on B0's blocks",
+            _TEST_MBCONV.format("check_mbconv_shapes"),
+            hidden='assert check_mbconv_shapes(MBConv, cases="extra")',
+        ),
+        Test(
+            "test_mbconv_params",
+            1,
+            "parameter counts, part by part, on B0's blocks",
+            _TEST_MBCONV.format("check_mbconv_param_counts"),
+            hidden='assert check_mbconv_param_counts(MBConv, cases="extra")',
+        ),
+        Test(
+            "test_mbconv_outputs",
+            3,
+            "outputs with the package's weights on B0's blocks",
+            _TEST_MBCONV.format("check_mbconv_outputs"),
+            hidden='assert check_mbconv_outputs(MBConv, cases="extra", seed=1)',
+        ),
+    ),
+)
+
+_B4 = V1_COEFFICIENTS["efficientnet-b4"]
+
+A2 = Assignment(
+    id="a2_padding_rounding",
+    title='TF "same" padding, round_filters and round_repeats',
+    minutes=60,
+    goals=(
+        'Compute TensorFlow\'s "SAME" padding and see why it is asymmetric for stride 2.',
+        "Scale channels with `round_filters` (nearest multiple of 8, the 10 % rule) and blocks "
+        "with `round_repeats` (rounded up), as the official code does {cite:p}`tpu_efficientnet`.",
+        "Rebuild the tables of B1-B7 {cite:p}`tan2019efficientnet` from B0's with your functions.",
+    ),
+    cells=(
+        Text(
+            '# Assignment 2: TF "same" padding, `round_filters` and `round_repeats`\n\n'
+            "The official EfficientNets were trained in TensorFlow {cite:p}`tpu_efficientnet`. "
+            "Three small functions decide whether a PyTorch model reproduces them exactly: "
+            "TensorFlow's "
+            '"SAME" padding, which is asymmetric for stride 2, and the rounding of channels and '
+            "blocks when B0 is scaled {cite:p}`tan2019efficientnet`. You write all three and "
+            "rebuild the tables of B1-B7 with them. 7 points, all autograded; about 60 minutes.\n\n"
+            + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import math\n\nfrom effnet_tutorial import get_model_config\n"
+            "from effnet_tutorial.config import V1_COEFFICIENTS"
+        ),
+        Text(
+            '## 1. TensorFlow\'s "SAME" padding (3 points)\n\n'
+            "Write `same_padding(size, kernel_size, stride, dilation=1)`, the `(before, after)` "
+            "padding along one axis; its docstring gives the rule. Chapter 4 works through it:"
+        ),
+        FromChapter("ch4-ex1"),
+        Implement("same_padding", (same_padding,)),
+        Test(
+            "test_same_padding",
+            2,
+            "`same_padding` on sizes 1-40, kernels 1-7, strides 1-3",
+            "from effnet_tutorial.exercises.assignments import check_same_padding\n\n"
+            "assert check_same_padding(same_padding)",
+            hidden="assert check_same_padding(same_padding, max_size=600, dilations=(1, 2, 3))",
+        ),
+        Text(
+            "Now write `stride2_paddings(image_size)`: the `(before, after)` padding of each of "
+            "B0's stride-2 layers (the stem, then the first block of the stages with stride 2), in "
+            "order, for a square image of `image_size` pixels. Use your `same_padding` and B0's "
+            'blocks, `get_model_config("efficientnet-b0").block_specs()`; each layer sees the '
+            "output size of the one before, $\\lceil n / s \\rceil$."
+        ),
+        Solution(
+            "stride2_paddings",
+            "def stride2_paddings(image_size):\n"
+            '    """TF paddings (before, after) of B0\'s stride-2 layers, stem first."""\n'
+            "    ### BEGIN SOLUTION\n    layers = [(3, 2)]  # the stem: 3x3, stride 2 (Table 1, "
+            "stage 1)\n"
+            '    blocks = get_model_config("efficientnet-b0").block_specs()\n'
+            "    layers += [(b.kernel_size, b.stride) for b in blocks]\n"
+            "    size, paddings = image_size, []\n    for k, s in layers:\n"
+            "        if s == 2:\n            paddings.append(same_padding(size, k, s))\n"
+            "        size = math.ceil(size / s)\n    return paddings\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_stride2_paddings",
+            1,
+            "`stride2_paddings(240)`: B0's five stride-2 layers at 240 pixels",
+            "from effnet_tutorial.exercises.chapter04 import check_stride2_paddings\n\n"
+            "assert check_stride2_paddings(stride2_paddings(240), image_size=240)",
+            hidden="for size in (224, 255, 260, 300, 380):\n"
+            "    assert check_stride2_paddings(stride2_paddings(size), image_size=size)",
+        ),
+        Text(
+            "## 2. `round_filters` (2 points)\n\nChapter 1's exercise calls it `my_round_filters`; "
+            "here it has the official name and signature, `round_filters(channels, "
+            "width_coefficient, divisor=8)`:"
+        ),
+        FromChapter("ch1-ex2"),
+        Implement("round_filters", (round_filters,)),
+        Test(
+            "test_round_filters",
+            2,
+            "`round_filters` on B0's channels at every published width, and narrow layers",
+            "from effnet_tutorial.exercises.chapter01 import check_round_filters\n\n"
+            "assert check_round_filters(round_filters)",
+            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
+            "assert check_scaled_table(round_filters, None)",
+        ),
+        Text(
+            "## 3. `round_repeats` (2 points)\n\nWrite `round_repeats(repeats, "
+            "depth_coefficient)`, the number of blocks of a stage "
+            "after depth scaling. Chapter 5 computes one by hand:"
+        ),
+        FromChapter("ch5-ex1"),
+        Implement("round_repeats", (round_repeats,)),
+        Test(
+            "test_round_repeats",
+            1,
+            "`round_repeats` on every repeat count of the V1 and V2 tables",
+            "from effnet_tutorial.exercises.assignments import check_round_repeats\n\n"
+            "assert check_round_repeats(round_repeats)",
+        ),
+        Test(
+            "test_b4_stage6",
+            1,
+            "B4's stage 6 from B0's, with your functions",
+            "from effnet_tutorial.exercises.chapter05 import check_b4_stage6\n\n"
+            'width, depth, *_ = V1_COEFFICIENTS["efficientnet-b4"]\n'
+            'stage6 = get_model_config("efficientnet-b0").stage(6)\n'
+            "assert check_b4_stage6(round_filters(stage6.out_channels, width),\n"
+            "                       round_repeats(stage6.num_repeats, depth))",
+            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
+            "assert check_scaled_table(round_filters, round_repeats)",
+        ),
+    ),
+)
+
+
+def _a3_model_answer() -> str:
+    """A model answer for assignment 3; its numbers are computed from the package."""
+    from ..scaling import compound_coefficients
+
+    rate = compound_coefficients(1)["flops_factor"]  # alpha * beta^2 * gamma^2 of §3.3
+    phi = math.log(BUDGET) / math.log(rate)
+    c = compound_coefficients(phi)
+    return (
+        f"The budget is {BUDGET:g} times B0. With $\\alpha\\beta^2\\gamma^2 = {rate:.3f}$, "
+        f"$\\phi = \\ln {BUDGET:g} / \\ln {rate:.3f} \\approx {phi:.2f}$, which the rule turns "
+        f"into $d \\approx {c['depth']:.2f}$, $w \\approx {c['width']:.2f}$ and $r \\approx "
+        f"{c['resolution']:.0f}$ pixels. I kept the rule's proportions and lowered $\\phi$ until "
+        f"the "
+        "measured cost fitted the budget (the printed $\\phi$), because the paper shows that "
+        "scaling one dimension alone saturates quickly (a very deep or very wide network, or a "
+        "huge image, adds little accuracy), while the balanced rule gives more accuracy for the "
+        "same FLOPs.\n\nThe measured factor differs from the predicted one because the prediction "
+        "treats every layer as scaling exactly with $d w^2 r^2$: channels are rounded to multiples "
+        "of 8, with 8 added back when that loses more than 10 %, blocks are rounded up to whole "
+        "blocks, the stem and the head do not get deeper, and the classifier's cost does not grow "
+        "with the image size."
+    )
+
+
+def _a4_model_answer() -> str:
+    """A model answer for assignment 4; its counts are computed from the package."""
+    b0, part, full = (_counts(fused_b0_config(s)) for s in ((), (2, 3, 4), tuple(range(2, 9))))
+    return (
+        f"Fusing stages 2-4 adds {part[0] / b0[0] - 1:.0%} parameters but multiplies B0's "
+        f"multiply-adds by {part[1] / b0[1]:.1f}; fusing all stages multiplies the parameters by "
+        f"{full[0] / b0[0]:.1f} and the multiply-adds by {full[1] / b0[1]:.1f}. The formulas "
+        f"explain "
+        "it: per output pixel a fused block spends $k^2 C \\cdot eC$ on its regular convolution "
+        "where MBConv spends $C \\cdot eC + k^2 eC$, a ratio that approaches $(k^2 + 1) / 2 = 5$ "
+        "for $k = 3$ as $C$ grows: the wide late stages become very expensive.\n\n"
+        "Time does not follow multiply-adds. A depthwise convolution reads and writes a whole "
+        "$eC$-channel tensor for only $k^2$ multiply-adds per value, so memory traffic limits it, "
+        "while a regular convolution reuses each value $k^2 C$ times and runs near the peak of the "
+        "hardware. So the early fused stages cost much less time than their FLOPs suggest, and can "
+        "even be faster than MBConv, as the EfficientNetV2 paper reports on TPUs and GPUs; the "
+        "answer compares this with the table, measured on the device it names. Fused-MBConv "
+        "belongs in the early stages, where the channels are few and the feature maps large "
+        "(EfficientNetV2-S uses it in stages 1-3); fused late stages cost far more parameters and "
+        "FLOPs than they save in memory traffic, and the paper found fusing every stage slower "
+        "than fusing the early ones only."
+    )
+
+
+A3 = Assignment(
+    id="a3_flops_budget",
+    title="Scale B0 to a FLOPs budget",
+    minutes=60,
+    goals=(
+        "Predict the cost of a scaled B0 with the compound rule's $d \\cdot w^2 \\cdot r^2$ "
+        "{cite:p}`tan2019efficientnet` (§3.3), then measure it.",
+        "Explain where prediction and measurement differ.",
+        f"Choose depth, width and resolution for a budget of {BUDGET:g} times B0's multiply-adds "
+        f"and "
+        "justify the choice.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 3: Scale B0 to a FLOPs budget\n\n"
+            "Compound scaling grows depth, width and resolution together "
+            "{cite:p}`tan2019efficientnet` (§3.3): $d = \\alpha^\\phi$, $w = \\beta^\\phi$, "
+            "$r = \\gamma^\\phi$ with $\\alpha \\beta^2 \\gamma^2 \\approx 2$, so that the FLOPs "
+            "(multiply-adds) grow about as $2^\\phi$. You predict the cost of a scaled B0, measure "
+            f"it, then choose your own $d$, $w$ and $r$ for a budget of {BUDGET:g} times B0's "
+            "multiply-adds and justify the choice. 8 points: 5 autograded, 3 graded by hand; about "
+            "60 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import math\n\nfrom effnet_tutorial import compound_coefficients, count_flops, "
+            "get_model_config\nfrom effnet_tutorial.config import V1_COEFFICIENTS\n"
+            "from effnet_tutorial.exercises.assignments import BUDGET, BUDGET_FLOOR"
+        ),
+        Text(
+            "## 1. Predict (2 points)\n\nWrite `predicted_factor(depth, width, resolution)`: the "
+            "factor by which B0's multiply-adds grow when it is scaled by `depth` and `width` "
+            "(coefficients) and run at `resolution` pixels instead of 224, by the estimate $d "
+            "\\cdot w^2 \\cdot r^2$, where $r$ is the ratio of the image sizes. Chapter 1 uses it "
+            "to predict B3:"
+        ),
+        FromChapter("ch1-ex3"),
+        Solution(
+            "predicted_factor",
+            "def predicted_factor(depth, width, resolution):\n"
+            '    """d * w**2 * r**2 with r relative to B0\'s image size (EfficientNet §3.3)."""\n'
+            "    ### BEGIN SOLUTION\n"
+            '    base = V1_COEFFICIENTS["efficientnet-b0"][2]   # 224\n'
+            "    return depth * width ** 2 * (resolution / base) ** 2\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_predicted_factor",
+            1,
+            "`predicted_factor` on the published B1-B7",
+            "from effnet_tutorial.exercises.assignments import check_predicted_factor\n\n"
+            "assert check_predicted_factor(predicted_factor)",
+            hidden="cases = ((1.3, 1.15, 256), (2.0, 1.0, 224), (1.0, 1.5, 160), (1.1, 1.1, 231))\n"
+            "assert check_predicted_factor(predicted_factor, cases)",
+        ),
+        Test(
+            "test_b3_prediction",
+            1,
+            "B3's multiply-adds, predicted from B0's",
+            "from effnet_tutorial.exercises.chapter01 import check_b3_prediction\n\n"
+            'w3, d3, r3, _ = V1_COEFFICIENTS["efficientnet-b3"]\n'
+            'b0_macs = count_flops("efficientnet-b0")\n'
+            "assert check_b3_prediction(b0_macs * predicted_factor(d3, w3, r3))",
+        ),
+        Text(
+            "## 2. Measure (1 point)\n\nWrite `scaled_macs(depth, width, resolution)`: the "
+            "multiply-adds of B0 scaled by these coefficients and image size, measured with "
+            "`count_flops` on a scaled config (`get_model_config` takes the options "
+            "`depth_coefficient`, `width_coefficient` and "
+            "`resolution`). `count_flops` counts on the meta device: it costs no memory."
+        ),
+        Solution(
+            "scaled_macs",
+            "def scaled_macs(depth, width, resolution):\n"
+            '    """Multiply-adds of B0 scaled by d, w and r, counted (not estimated)."""\n'
+            "    ### BEGIN SOLUTION\n"
+            '    config = get_model_config("efficientnet-b0", depth_coefficient=depth,\n'
+            "                              width_coefficient=width, resolution=resolution)\n"
+            "    return count_flops(config)\n    ### END SOLUTION",
+        ),
+        Test(
+            "test_scaled_macs",
+            1,
+            "`scaled_macs` on B0's and B3's coefficients",
+            "from effnet_tutorial.exercises.assignments import check_scaled_macs\n\n"
+            "assert check_scaled_macs(scaled_macs)",
+            hidden="cases = ((1.2, 1.1, 260), (1.0, 1.5, 224), (2.0, 1.0, 192))\n"
+            "assert check_scaled_macs(scaled_macs, cases)",
+        ),
+        Text(
+            "## 3. Choose (2 points)\n\nChoose `depth` and `width` (coefficients, at least 1) and "
+            "`resolution` (whole pixels, "
+            f"at least 224) so that the scaled B0 needs at most `BUDGET` = {BUDGET:g} times B0's "
+            f"multiply-adds, and at least `BUDGET_FLOOR` = {BUDGET_FLOOR:.0%} of that budget. How "
+            "you choose is up to you (the compound rule, a search, a reasoned guess), but you will "
+            "justify it in part 4. The cell after yours prints the prediction and the "
+            "measurement of your choice."
+        ),
+        Solution(
+            "choice",
+            "### BEGIN SOLUTION\n# The compound rule with the largest phi whose MEASURED cost fits "
+            "the budget,\n# by bisection: rounding makes the prediction (a * b**2 * g**2)**phi "
+            "inexact.\n"
+            'b0_macs = count_flops("efficientnet-b0")\n'
+            "lo, hi = 0.0, 3.0\nfor _ in range(8):\n    phi = (lo + hi) / 2\n    c = "
+            "compound_coefficients(phi)\n"
+            '    macs = scaled_macs(c["depth"], c["width"], round(c["resolution"]))\n'
+            "    lo, hi = (phi, hi) if macs <= BUDGET * b0_macs else (lo, phi)\n"
+            "c = compound_coefficients(lo)\n"
+            'depth, width, resolution = c["depth"], c["width"], round(c["resolution"])\n'
+            'print(f"phi = {lo:.3f}")\n'
+            "### END SOLUTION",
+        ),
+        Given(
+            'b0_macs = count_flops("efficientnet-b0")\n'
+            "measured = scaled_macs(depth, width, resolution) / b0_macs\n"
+            'print(f"d = {depth:.3f}, w = {width:.3f}, r = {resolution}")\n'
+            'print(f"predicted {predicted_factor(depth, width, resolution):.3f} x B0, "\n'
+            '      f"measured {measured:.3f} x B0 (budget: {BUDGET:g} x B0)")'
+        ),
+        Test(
+            "test_flops_budget",
+            2,
+            f"the choice needs {BUDGET_FLOOR * 100:.0f}-100 % of {BUDGET:g} times B0's "
+            "multiply-adds",
+            "from effnet_tutorial.exercises.assignments import check_flops_budget\n\n"
+            "assert check_flops_budget(depth, width, resolution, budget=BUDGET)",
+        ),
+        Answer(
+            "justification",
+            "justification of the choice",
+            "## 4. Justify your choice (3 points, graded by hand)\n\n"
+            "In a few paragraphs (about 150-250 words), justify your $d$, $w$ and $r$. Quote the "
+            "numbers printed above. The grader uses this rubric:",
+            rubric=(
+                (
+                    1,
+                    "Compares the choice with the compound rule: states the $\\phi$ that the "
+                    "budget implies (FLOPs grow as $(\\alpha\\beta^2\\gamma^2)^\\phi$, so "
+                    "$\\phi = \\ln B / \\ln(\\alpha\\beta^2\\gamma^2)$ for a budget of $B$ times "
+                    "B0) and the rule's $d$, $w$ and $r$ at that $\\phi$.",
+                ),
+                (
+                    1,
+                    "Justifies scaling all three dimensions rather than one: accuracy saturates "
+                    "when a single dimension grows, and balanced scaling gives more accuracy for "
+                    "the same FLOPs (the paper's §3.2-3.3 and its scaling figures); a choice that "
+                    "departs from the rule says why.",
+                ),
+                (
+                    1,
+                    "Explains the gap between the predicted and the measured factor with at least "
+                    "two causes: channels rounded to multiples of 8 (and the 10 % rule), blocks "
+                    "rounded up, layers that depth does not scale (stem, head, classifier), the "
+                    "classifier that resolution does not scale.",
+                ),
+            ),
+            model_answer=lambda: _a3_model_answer(),
+        ),
+    ),
+)
+
+A4 = Assignment(
+    id="a4_fused_vs_mbconv",
+    title="Fused-MBConv against MBConv: measure and explain",
+    minutes=75,
+    goals=(
+        "Count the parameters and multiply-adds of MBConv and Fused-MBConv "
+        "{cite:p}`tan2021efficientnetv2` (§3.2, Fig. 2) by formula.",
+        "Build B0 with Fused-MBConv stages and measure parameters, multiply-adds and time.",
+        "Explain why time does not follow multiply-adds, and where Fused-MBConv pays off.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 4: Fused-MBConv against MBConv\n\n"
+            "EfficientNetV2 {cite:p}`tan2021efficientnetv2` replaces the $1\\times1$ expansion and "
+            "the depthwise convolution of MBConv by one regular $k\\times k$ convolution in its "
+            "early stages: Fused-MBConv (§3.2, Fig. 2). It costs more parameters and "
+            "multiply-adds, yet the paper finds it faster to train where it is used. You count "
+            "the two blocks by formula, build B0 with fused stages, measure it and explain what "
+            "you see. 9 points: 5 autograded, 4 graded by hand; about 75 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import dataclasses\nimport logging\n\nimport pandas as pd\nimport torch\n\n"
+            "# torch.utils.benchmark warns on import when there is no CUDA; that is fine here.\n"
+            'logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)\n'
+            "from torch.utils import benchmark  # noqa: E402\n\n"
+            "from effnet_tutorial import EfficientNet, count_flops, count_params, "
+            "get_model_config\nfrom effnet_tutorial.config import FusedMBConvConfig\n\n"
+            'device = "cuda" if torch.cuda.is_available() else "cpu"'
+        ),
+        Text(
+            "## 1. The two blocks by formula (3 points)\n\n"
+            "Write four functions of a stride-1 block with `channels` input and output channels, "
+            "expansion ratio `expand_ratio`, kernel `kernel_size` and no SE: the multiply-adds of "
+            "MBConv and of Fused-MBConv on a `size` x `size` input (batch 1, convolutions only), "
+            "and their parameters (convolutions without bias, each followed by a BatchNorm with a "
+            "scale and a shift per channel). Chapter 6 does the multiply-adds for one block:"
+        ),
+        FromChapter("ch6-ex3"),
+        Solution(
+            "formulas",
+            "def mbconv_macs(channels, size, expand_ratio, kernel_size):\n"
+            "    ### BEGIN SOLUTION\n    c, e, k, hw = channels, expand_ratio, kernel_size, size * "
+            "size\n    return (c * e * c + k * k * e * c + e * c * c) * hw   # expand, depthwise, "
+            "project\n    ### END SOLUTION\n\n\ndef fused_macs(channels, size, expand_ratio, "
+            "kernel_size):\n    ### BEGIN SOLUTION\n    c, e, k, hw = channels, expand_ratio, "
+            "kernel_size, size * size\n    return (k * k * c * e * c + e * c * c) * hw           # "
+            "k x k expand, project\n    ### END SOLUTION\n\n\n"
+            "def mbconv_params(channels, expand_ratio, kernel_size):\n"
+            "    ### BEGIN SOLUTION\n    c, e, k = channels, expand_ratio, kernel_size\n"
+            "    return (c * e * c + 2 * e * c) + (k * k * e * c + 2 * e * c) + (e * c * c + 2 * "
+            "c)\n    ### END SOLUTION\n\n\ndef fused_params(channels, expand_ratio, kernel_size):\n"
+            "    ### BEGIN SOLUTION\n    c, e, k = channels, expand_ratio, kernel_size\n"
+            "    return (k * k * c * e * c + 2 * e * c) + (e * c * c + 2 * c)\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_block_macs",
+            2,
+            "multiply-adds of both blocks (C = 48, 56x56, e = 4, k = 3)",
+            "from effnet_tutorial.exercises.chapter06 import check_block_flops\n\n"
+            "assert check_block_flops(mbconv_macs(48, 56, 4, 3), fused_macs(48, 56, 4, 3))",
+            hidden="for c, size, e, k in ((24, 112, 4, 3), (64, 28, 6, 5), (160, 14, 6, 3)):\n"
+            "    assert check_block_flops(mbconv_macs(c, size, e, k), fused_macs(c, size, e, k),\n"
+            "                             channels=c, size=size, expand_ratio=e, kernel_size=k)",
+        ),
+        Test(
+            "test_block_params",
+            1,
+            "parameters of both blocks (C = 48, e = 4, k = 3)",
+            "from effnet_tutorial.exercises.assignments import check_block_params\n\n"
+            "assert check_block_params(mbconv_params(48, 4, 3), fused_params(48, 4, 3))",
+            hidden="for c, e, k in ((24, 4, 3), (64, 6, 5), (160, 6, 3)):\n"
+            "    assert check_block_params(mbconv_params(c, e, k), fused_params(c, e, k),\n"
+            "                              channels=c, expand_ratio=e, kernel_size=k)",
+        ),
+        Text(
+            "## 2. B0 with Fused-MBConv stages (2 points)\n\n"
+            "The EfficientNetV2 paper replaced MBConv by Fused-MBConv in the first stages of "
+            "EfficientNet-B4 (§3.2, Table 3). Do the same to B0: write `fused_b0(stages)`, which "
+            "returns B0's config with the stages numbered `stages` (Table 1 of "
+            "{cite:t}`tan2019efficientnet`: 2 to 8) turned into Fused-MBConv stages with the same "
+            "fields (`FusedMBConvConfig` takes the same fields as `MBConvConfig`; "
+            "`dataclasses.fields` lists them). `config.stage_numbers` and `config.blocks` give "
+            "the stages, `config.with_options(blocks=...)` a new config."
+        ),
+        Solution(
+            "fused_b0",
+            "def fused_b0(stages):\n"
+            '    """B0\'s config with the given stages (Table 1 numbers) made of Fused-MBConv."""\n'
+            "    ### BEGIN SOLUTION\n"
+            '    config = get_model_config("efficientnet-b0")\n'
+            "    blocks = []\n    for number, block in zip(config.stage_numbers, config.blocks):\n"
+            "        if number in stages:\n            values = {f.name: getattr(block, f.name) "
+            "for f in dataclasses.fields(block)}\n            block = FusedMBConvConfig(**values)\n"
+            "        blocks.append(block)\n    return config.with_options(blocks=tuple(blocks))\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_fused_b0",
+            2,
+            "`fused_b0((2, 3, 4))`: parameters and multiply-adds",
+            "from effnet_tutorial.exercises.assignments import check_fused_b0\n\n"
+            "assert check_fused_b0(fused_b0)",
+            hidden="assert check_fused_b0(fused_b0, stages=(2, 3, 4, 5, 6))\n"
+            "assert check_fused_b0(fused_b0, stages=(2, 3, 4, 5, 6, 7, 8))",
+        ),
+        Text(
+            "## 3. Measure\n\n`forward_ms(config)` below times one forward pass of a model built "
+            "from a config (batch 4 at 224x224, eval mode, without gradients) with "
+            "`torch.utils.benchmark`, on the GPU when there is one. Build a table `table` (a "
+            "pandas DataFrame) with one row per variant: B0 (no stage fused), stages 2-4 fused, "
+            "2-6 and 2-8 (all), and the columns parameters (millions), multiply-adds (G, at "
+            "224x224) and forward time (ms). On a two-core CPU this takes well under a minute."
+        ),
+        Given(
+            "def forward_ms(config, batch=4, image_size=224, min_run_time=0.3):\n"
+            '    """Median time (ms) of one forward pass, eval mode, no gradients."""\n'
+            "    model = EfficientNet(config).eval().to(device)\n"
+            "    x = torch.randn(batch, 3, image_size, image_size, device=device)\n"
+            "    with torch.no_grad():\n        model(x)   # warm-up: the first call allocates and "
+            "picks kernels\n"
+            '    timer = benchmark.Timer("with torch.no_grad(): model(x)",\n'
+            '                            globals={"model": model, "x": x, "torch": torch})\n'
+            "    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3"
+        ),
+        Solution(
+            "measurements",
+            "### BEGIN SOLUTION\nrows = []\nfor stages in [(), (2, 3, 4), (2, 3, 4, 5, 6), (2, 3, "
+            "4, 5, 6, 7, 8)]:\n    config = fused_b0(stages)\n"
+            '    rows.append({"fused stages": ", ".join(map(str, stages)) or "none",\n'
+            '                 "parameters (M)": count_params(config) / 1e6,\n'
+            '                 "multiply-adds (G)": count_flops(config) / 1e9,\n'
+            '                 "forward (ms)": forward_ms(config)})\n'
+            "table = pd.DataFrame(rows).round(2)\n### END SOLUTION\n"
+            "table",
+        ),
+        Answer(
+            "explanation",
+            "explanation of the measurements",
+            "## 4. Explain (4 points, graded by hand)\n\n"
+            "In about 200-300 words, explain your table: why Fused-MBConv costs what it costs, "
+            "why the time does or does not follow the multiply-adds on your machine, and where in "
+            "a network you would use Fused-MBConv. Say which device you measured on. The grader "
+            "uses this rubric:",
+            rubric=(
+                (
+                    1,
+                    "Reports the measurements (parameters, multiply-adds and time of the four "
+                    "variants) and the device they were taken on.",
+                ),
+                (
+                    1,
+                    "Explains from the formulas of part 1 why Fused-MBConv costs more: a regular "
+                    "$k\\times k$ convolution from $C$ to $eC$ channels costs $k^2 \\cdot C \\cdot "
+                    "eC$ per pixel, the $1\\times1$ and depthwise pair $C \\cdot eC + k^2 \\cdot "
+                    "eC$; the ratio grows with $C$, so fused blocks are affordable only where $C$ "
+                    "is small.",
+                ),
+                (
+                    1,
+                    "Explains why time does not follow multiply-adds: a depthwise convolution does "
+                    "few multiply-adds per byte it reads and writes (low arithmetic intensity), so "
+                    "it runs far below the hardware's peak, while a regular convolution comes "
+                    "close to it (the EfficientNetV2 paper, §3.2, notes that depthwise "
+                    "convolutions cannot make full use of modern accelerators).",
+                ),
+                (
+                    1,
+                    "Concludes where Fused-MBConv pays off (the early, narrow, high-resolution "
+                    "stages, as in EfficientNetV2-S) and why not everywhere (parameters and "
+                    "multiply-adds grow fast in the wide late stages; in the paper's Table 3, "
+                    "fusing all stages trains slower than fusing the early ones only), and says "
+                    "where the student's measurements agree or disagree with the paper's "
+                    "accelerators.",
+                ),
+            ),
+            model_answer=lambda: _a4_model_answer(),
+        ),
+    ),
+)
+
+#: The course, in the order it is taught.
+ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4)

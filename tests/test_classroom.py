@@ -1,0 +1,322 @@
+"""The classroom course (nbgrader), end to end, in a copy of ``classroom/``.
+
+``tools/classroom.py generate`` builds the sources from the single source and releases
+them; then the released, unfilled notebooks score 0, the source solutions get every
+autograded point, known-wrong answers fail exactly their tests with the checker's hint in
+the feedback, malformed submissions are reported without a traceback, and the time limit
+stops a notebook that never ends. Offline, on the CPU; nbgrader runs the notebooks in
+kernels of this environment.
+"""
+
+import csv
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOL = ROOT / "tools" / "classroom.py"
+sys.path.insert(0, str(ROOT / "tools"))
+import classroom  # noqa: E402
+
+from effnet_tutorial.exercises.assignments import ASSIGNMENTS  # noqa: E402
+
+IDS = [a.id for a in ASSIGNMENTS]
+BY_ID = {a.id: a for a in ASSIGNMENTS}
+
+
+def tool(*args, timeout=1200):
+    """Run tools/classroom.py as `make assignments` / `make grade` do."""
+    return subprocess.run(
+        [sys.executable, str(TOOL), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def new_course(where: Path, cell_limit=None, notebook_limit=None) -> Path:
+    course = where / "classroom"
+    course.mkdir(parents=True)
+    config = (ROOT / "classroom" / "nbgrader_config.py").read_text(encoding="utf-8")
+    if cell_limit is not None:
+        old = re.search(r"GradingTimeLimit\(cell=[\d.]+, notebook=[\d.]+\)", config).group(0)
+        config = config.replace(
+            old, f"GradingTimeLimit(cell={cell_limit}, notebook={notebook_limit})"
+        )
+    (course / "nbgrader_config.py").write_text(config, encoding="utf-8")
+    return course
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def submit(course: Path, student: str, assignment: str, nb: dict, name: str | None = None) -> None:
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / (name or f"{assignment}.ipynb")).write_text(json.dumps(nb), encoding="utf-8")
+
+
+def edited(nb: dict, grade_id: str, old: str, new: str) -> dict:
+    """A copy of ``nb`` whose cell ``grade_id`` has ``old`` replaced: a learner's mistake."""
+    nb = json.loads(json.dumps(nb))
+    cell = next(c for c in nb["cells"] if c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+    # Any run of whitespace matches any other: the package's code may be re-wrapped.
+    pattern = r"\s+".join(re.escape(word) for word in old.split())
+    cell["source"], found = re.subn(pattern, lambda m: new, "".join(cell["source"]), count=1)
+    assert found, f"{grade_id} no longer contains {old!r}"
+    return nb
+
+
+def feedback_text(course: Path, student: str, assignment: str) -> str:
+    page = (course / "feedback" / student / assignment / f"{assignment}.html").read_text(
+        encoding="utf-8"
+    )
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    return " ".join(re.sub(r"(?<=\w)-\n\s+", "-", text).split())   # verdicts are wrapped
+
+
+def scores(course: Path) -> dict:
+    """{(student, assignment): {test cell: (score, max)}} from nbgrader's gradebook."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for a in gb.assignments:
+            for sub in a.submissions:
+                out[(sub.student.id, a.name)] = {
+                    g.name: (g.score, g.max_score)
+                    for nb in sub.notebooks
+                    for g in nb.grades
+                    if g.cell_type == "code"
+                }
+    return out
+
+
+# Known-wrong answers: (student, assignment, solution cell, old, new, failing tests, hint)
+MISTAKES = [
+    (
+        "se_expanded",
+        "a1_se_mbconv",
+        "mbconv",
+        "squeezed_channels(in_channels, se_ratio)",
+        "squeezed_channels(mid, se_ratio)",
+        {"test_mbconv_params", "test_mbconv_outputs"},
+        "the official MBConv squeezes from the block's INPUT channels",
+    ),
+    (
+        "skip_always_on",
+        "a1_se_mbconv",
+        "mbconv",
+        "self.has_skip = stride == 1 and in_channels == out_channels",
+        "self.has_skip = True",
+        {"test_mbconv_shapes", "test_mbconv_outputs"},
+        "add it only when stride == 1 and in_channels == out_channels",
+    ),
+    (
+        "no_ten_percent",
+        "a2_padding_rounding",
+        "round_filters",
+        "    if rounded < 0.9 * scaled:\n        rounded += divisor\n",
+        "",
+        {"test_round_filters", "test_b4_stage6"},
+        "more than 10 % below",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    course = new_course(tmp_path_factory.mktemp("generated"))
+    out = tool("generate", "--course", course)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return course, out.stdout
+
+
+@pytest.fixture(scope="module")
+def graded(generated):
+    course, _ = generated
+    for a in IDS:
+        source = load(course / "source" / a / f"{a}.ipynb")
+        submit(course, "blank", a, load(course / "release" / a / f"{a}.ipynb"))
+        submit(course, "solution", a, source)
+    for student, a, cell, old, new, *_ in MISTAKES:
+        submit(
+            course, student, a, edited(load(course / "source" / a / f"{a}.ipynb"), cell, old, new)
+        )
+    # Malformed: a file that is not a notebook, a renamed notebook, an unknown assignment,
+    # a stray file, and a notebook with a test cell deleted (graded, with a warning).
+    release = {a: load(course / "release" / a / f"{a}.ipynb") for a in IDS}
+    (course / "submitted" / "broken" / IDS[0]).mkdir(parents=True)
+    (course / "submitted" / "broken" / IDS[0] / f"{IDS[0]}.ipynb").write_text(
+        "{ not json", encoding="utf-8"
+    )
+    submit(course, "broken", IDS[1], release[IDS[1]], name=f"Copy of {IDS[1]}.ipynb")
+    submit(course, "broken", "a9_unknown", release[IDS[1]])
+    (course / "submitted" / "notes.txt").write_text("stray", encoding="utf-8")
+    deleted = load(course / "source" / IDS[1] / f"{IDS[1]}.ipynb")
+    deleted["cells"] = [
+        c for c in deleted["cells"] if c["metadata"]["nbgrader"]["grade_id"] != "test_round_repeats"
+    ]
+    submit(course, "deleter", IDS[1], deleted)
+    out = tool("grade", "--course", course)
+    print(out.stdout)  # the time per notebook, with `pytest -s`
+    return course, out
+
+
+def test_committed_sources_and_book_page_are_up_to_date():
+    out = tool("check")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_sources_come_from_the_chapters_and_the_package(generated):
+    course, _ = generated
+    exercises, bib = classroom.chapter_exercises(), classroom._bib_labels()
+    for a in ASSIGNMENTS:
+        cells = load(course / "source" / a.id / f"{a.id}.ipynb")["cells"]
+        meta = [c["metadata"]["nbgrader"] for c in cells]
+        text = {m["grade_id"]: "".join(c["source"]) for m, c in zip(meta, cells)}
+        tests = [m for m in meta if m["grade"] and not m["solution"]]
+        assert tests and all(m["points"] > 0 and m["locked"] for m in tests)
+        assert any(m["solution"] and not m["grade"] for m in meta)  # solution cells
+        assert any("### BEGIN HIDDEN TESTS" in text[m["grade_id"]] for m in tests)
+        assert all(re.search(r"assert check_\w+\(", text[m["grade_id"]]) for m in tests)
+        for label in (c.label for c in a.cells if hasattr(c, "label")):
+            quoted = classroom.to_jupyter(exercises[label].body, bib)
+            assert all(line in text[f"exercise-{label}"] for line in quoted.splitlines())
+    # The solutions of assignment 1 are the package's own code.
+    import inspect
+
+    from effnet_tutorial.blocks import MBConv
+
+    mbconv = text_of(course, "a1_se_mbconv", "mbconv")
+    for line in inspect.getsource(MBConv).splitlines():
+        assert line in mbconv
+
+
+def text_of(course, assignment, grade_id):
+    cells = load(course / "source" / assignment / f"{assignment}.ipynb")["cells"]
+    return next(
+        "".join(c["source"]) for c in cells if c["metadata"]["nbgrader"]["grade_id"] == grade_id
+    )
+
+
+def test_released_notebooks_hold_no_solutions(generated):
+    course, stdout = generated
+    for a in ASSIGNMENTS:
+        assert f"{a.id}: released to" in stdout
+        released = (course / "release" / a.id / f"{a.id}.ipynb").read_text(encoding="utf-8")
+        assert "BEGIN SOLUTION" not in released and "HIDDEN TESTS" not in released
+        assert "YOUR CODE HERE" in released
+        hidden = [t.hidden.splitlines()[-1] for t in a.tests if t.hidden]
+        assert hidden and not any(h.strip() in released for h in hidden)
+    assert (
+        "def forward(self, x: torch.Tensor)"
+        in (course / "release" / "a1_se_mbconv" / "a1_se_mbconv.ipynb").read_text()
+    )
+    assert (
+        "x = self.depthwise(x)"
+        not in (course / "release" / "a1_se_mbconv" / "a1_se_mbconv.ipynb").read_text()
+    )
+
+
+def test_unfilled_notebooks_score_zero(graded):
+    course, out = graded
+    got = scores(course)
+    for a in IDS:
+        assert got[("blank", a)] and all(s == 0 for s, _ in got[("blank", a)].values()), got[
+            ("blank", a)
+        ]
+    rows = list(csv.DictReader((course / "grades.csv").open()))
+    assert {
+        r["assignment"] for r in rows if r["student_id"] == "blank" and float(r["score"]) == 0
+    } == set(IDS)
+
+
+def test_source_solutions_get_every_autograded_point(graded):
+    course, out = graded
+    got = scores(course)
+    for a in ASSIGNMENTS:
+        cells = got[("solution", a.id)]
+        assert set(cells) == {t.grade_id for t in a.tests}
+        assert all(s == m for s, m in cells.values()), cells
+        assert sum(m for _, m in cells.values()) == a.auto_points
+        assert (
+            f"graded: solution / {a.id}: {a.auto_points}/{a.auto_points} autograded" in out.stdout
+        )
+
+
+@pytest.mark.parametrize(
+    "student, assignment, failing, hint",
+    [(s, a, f, h) for s, a, _, _, _, f, h in MISTAKES],
+    ids=[m[0] for m in MISTAKES],
+)
+def test_known_wrong_answers_fail_their_tests_with_the_hint_in_the_feedback(
+    graded, student, assignment, failing, hint
+):
+    course, _ = graded
+    cells = scores(course)[(student, assignment)]
+    assert {name for name, (s, m) in cells.items() if s < m} == failing, cells
+    assert hint in feedback_text(course, student, assignment)
+
+
+def test_malformed_submissions_are_reported_and_the_rest_graded(graded):
+    course, out = graded
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and "Traceback" not in text  # 1: some submissions need a look
+    assert f"not graded: broken / {IDS[0]}:" in text and "is not a valid Jupyter notebook" in text
+    assert f"{IDS[1]}.ipynb is missing" in text and f"found: Copy of {IDS[1]}.ipynb" in text
+    assert "'a9_unknown' is not a released assignment" in text
+    assert "notes.txt is a file" in text
+    assert f"warning: deleter / {IDS[1]}:" in text and "test_round_repeats" in text
+    cells = scores(course)[("deleter", IDS[1])]
+    assert "test_round_repeats" not in cells or cells["test_round_repeats"][0] in (None, 0)
+    assert sum(s or 0 for s, _ in cells.values()) == BY_ID[IDS[1]].auto_points - next(
+        t.points for t in BY_ID[IDS[1]].tests if t.grade_id == "test_round_repeats"
+    )
+    assert ("broken", IDS[0]) not in scores(course)
+
+
+def test_nothing_to_grade_says_what_is_expected(tmp_path, generated):
+    course, _ = generated
+    empty = new_course(tmp_path)
+    shutil.copytree(course / "release", empty / "release")
+    out = tool("grade", "--course", empty)
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert (
+        "Nothing to grade" in out.stdout
+        and "submitted/<student>/<assignment>/<notebook>.ipynb" in out.stdout
+    )
+    assert all(f"{a}/{a}.ipynb" in out.stdout for a in IDS)
+    unreleased = new_course(tmp_path / "unreleased")
+    out = tool("grade", "--course", unreleased)
+    assert (
+        out.returncode == 1 and "make assignments" in out.stdout and "Traceback" not in out.stderr
+    )
+
+
+def test_the_time_limit_stops_a_notebook_that_never_ends(tmp_path):
+    cell_limit, notebook_limit = 10, 20
+    course = new_course(tmp_path, cell_limit, notebook_limit)
+    a = IDS[1]
+    assert tool("generate", "--course", course, "--assignment", a).returncode == 0
+    nb = load(course / "source" / a / f"{a}.ipynb")
+    for cell in nb["cells"]:  # two solution cells that never finish
+        if cell["metadata"]["nbgrader"]["grade_id"] in ("same_padding", "round_filters"):
+            cell["source"] = "import time\ntime.sleep(10**6)\n" + "".join(cell["source"])
+    submit(course, "looper", a, nb)
+    out = tool("grade", "--course", course, timeout=600)
+    assert f"graded: looper / {a}:" in out.stdout, out.stdout + out.stderr
+    took = float(re.search(rf"graded: looper / {a}: .*\(([\d.]+) s, ", out.stdout).group(1))
+    assert notebook_limit <= took < notebook_limit + 30, out.stdout   # + kernel start and nbgrader
+    page = feedback_text(course, "looper", a)
+    assert page.count("CellTimeoutError") == 2   # the two cells that never finish
+    assert "not run: grading stopped at the time limit" in page   # the cells after the limit
+    assert all(s == 0 for s, _ in scores(course)[("looper", a)].values())
