@@ -61,8 +61,11 @@ const figures = [...article.querySelectorAll("img")].filter(visible).map(img => 
           number: cap ? /^(Fig\.|Figure)\s*\d/.test(cap.textContent.trim()) : false,
           rendered_width: img.getBoundingClientRect().width, natural_width: img.naturalWidth};
 });
-// Prose that is cut off: a paragraph or list item wider than the viewport.
-const cut = [...article.querySelectorAll("p, li, dd, h1, h2, h3")].filter(visible)
+// Prose that is cut off: a paragraph or list item wider than the viewport. Text inside a
+// box that scrolls sideways (a wide table in the theme's scrolling container) is reachable.
+const scrolls = (el) => { for (let a = el.parentElement; a && a !== article; a = a.parentElement) {
+  const o = getComputedStyle(a).overflowX; if (o === "auto" || o === "scroll") return true; } return false; };
+const cut = [...article.querySelectorAll("p, li, dd, h1, h2, h3")].filter(visible).filter(el => !scrolls(el))
   .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1).map(el => el.innerText.slice(0, 60));
 const colab = [...document.querySelectorAll("a[href]")].some(a => a.href.includes("colab.research.google.com"));
 return JSON.stringify({blocks: blocks.length, overflowing, split, mathjax, raw, figures, cut, colab,
