@@ -3,6 +3,7 @@ and Colab.
 
 >>> from effnet_tutorial.widgets import scaling_explorer
 >>> scaling_explorer()          # sliders φ, α, β, γ; official table or pure formula
+ScalingExplorer(phi=1, alpha=1.2, beta=1.1, gamma=1.15, table='formula')
 
 Everything the widget shows comes from :func:`effnet_tutorial.explore.explore` (EfficientNet
 §3.3, Eq. 3, counted in closed form by :mod:`effnet_tutorial.analytic`). The logic lives in

@@ -464,6 +464,13 @@ def _nbgrader(course_dir: Path):
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
+    # When a grading kernel is shut down, jupyter_client's ZMQ streams may log a
+    # "Socket operation on non-socket" traceback through asyncio's and tornado's loggers
+    # (seen on a loaded machine); it is teardown noise, not a grading result (the scores are
+    # read from the gradebook): keep it out of the report.
+    import logging
+    for noisy in ("tornado.general", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
