@@ -140,7 +140,7 @@ class Canvas:
         w_screen = box.width * fig.get_figwidth() * fig.dpi * scale
         h_screen = box.height * fig.get_figheight() * fig.dpi * scale
         self.unit = min(w_screen / width, h_screen / height)
-        self.ax, self.fig = ax, fig
+        self.ax, self.fig, self.width = ax, fig, width
         self._pt_per_unit = self.unit / scale * 72 / fig.dpi
         half_w, half_h = w_screen / self.unit / 2, h_screen / self.unit / 2
         ax.set_xlim(width / 2 - half_w, width / 2 + half_w)
@@ -160,6 +160,10 @@ class Canvas:
     def pt(self, size: float) -> float:
         """Font size in points for text ``size`` units high."""
         return size * self._pt_per_unit
+
+    def title(self, s: str):
+        """The figure's title, centred at the top."""
+        return self.text(self.width / 2, TITLE_PX * 1.1, s, size=TITLE_PX, bold=True)
 
     def text(
         self,
@@ -398,13 +402,7 @@ def draw_architecture(
 
     canvas = Canvas(width, height, ax=ax, what=f"the diagram of {cfg.name}")
     res = image_size or cfg.resolution
-    canvas.text(
-        width / 2,
-        TITLE_PX * 1.1,
-        title or f"{cfg.name} at {res}×{res}: stages (box height grows with √channels)",
-        size=TITLE_PX,
-        bold=True,
-    )
+    canvas.title(title or f"{cfg.name} at {res}×{res}: stages (box height grows with √channels)")
     x0 = (width - (per_row * box_w + (per_row - 1) * gap)) / 2
     y = title_h
     centres = []

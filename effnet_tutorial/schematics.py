@@ -341,13 +341,7 @@ def draw_separable_conv(block=DEFAULT_BLOCK, input_size=None):
     height = title_h + 2 * row_h + legend_h
 
     canvas = Canvas(W, height, what="the separable convolution schematic")
-    canvas.text(
-        W / 2,
-        TITLE_PX * 1.1,
-        "Standard vs depthwise separable convolution",
-        size=TITLE_PX,
-        bold=True,
-    )
+    canvas.title("Standard vs depthwise separable convolution")
     canvas.text(
         W / 2,
         TITLE_PX * 2.3,
@@ -504,9 +498,7 @@ def draw_squeeze_excite(block=DEFAULT_BLOCK, input_size=None):
     )
 
     canvas = Canvas(W, height, what="the SE schematic")
-    canvas.text(
-        W / 2, TITLE_PX * 1.1, f"Squeeze-and-Excitation in {blk.where}", size=TITLE_PX, bold=True
-    )
+    canvas.title(f"Squeeze-and-Excitation in {blk.where}")
     y = title_h + _LINE / 2
     canvas.text(x_c, y, f"input {format_shape(x_se)}  ({source})")
     y_input = y + _LINE / 2
@@ -676,13 +668,7 @@ def draw_bottlenecks(
     height = title_h + head_h + body + 2.6 * _LINE
 
     canvas = Canvas(W, height, what="the bottleneck schematic")
-    canvas.text(
-        W / 2,
-        TITLE_PX * 1.1,
-        "Classic residual bottleneck vs inverted residual (MBConv)",
-        size=TITLE_PX,
-        bold=True,
-    )
+    canvas.title("Classic residual bottleneck vs inverted residual (MBConv)")
 
     def bar(xc, y_top, shape, linear):
         w_bar = max(3.0, shape[1] * unit)
@@ -846,13 +832,7 @@ def draw_mbconv_vs_fused(mbconv_block=DEFAULT_BLOCK, fused_block=None, input_siz
     height = title_h + head_h + body_h + 4.5 * _LINE
 
     canvas = Canvas(W, height, what="the MBConv vs Fused-MBConv schematic")
-    canvas.text(
-        W / 2,
-        TITLE_PX * 1.1,
-        "MBConv vs Fused-MBConv: layers, shapes and costs",
-        size=TITLE_PX,
-        bold=True,
-    )
+    canvas.title("MBConv vs Fused-MBConv: layers, shapes and costs")
     for col, (blk, parts, out), name in zip(range(2), columns, ("MBConv", "Fused-MBConv")):
         x0 = col * col_w
         xc = x0 + col_w / 2 - 14  # a little left of centre: the shapes sit right of the arrows

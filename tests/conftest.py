@@ -1,0 +1,32 @@
+"""Fixtures shared by several test files."""
+
+import pytest
+import torch
+
+from effnet_tutorial import EfficientNet
+
+
+@pytest.fixture
+def conv_output_sizes():
+    """A function: (config, input_size) -> (meta model, element counts of every conv output).
+
+    The model is built on the meta device (shapes only), so the sizes cost nothing to get;
+    they are the independent measurement that the analytic memory estimates are checked
+    against.
+    """
+
+    def measure(config, input_size):
+        with torch.device("meta"):
+            model = EfficientNet(config).eval()
+        sizes = []
+        hooks = [m.register_forward_hook(lambda m, a, out: sizes.append(out.numel()))
+                 for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        try:
+            with torch.no_grad():
+                model(torch.zeros(input_size, device="meta"))
+        finally:
+            for h in hooks:
+                h.remove()
+        return model, sizes
+
+    return measure
