@@ -79,8 +79,10 @@ assignments: setup-dev  ## nbgrader: build the classroom assignments into classr
 grade: setup-dev  ## nbgrader: autograde classroom/submitted, feedback and classroom/grades.csv
 	$(PYTHON) tools/classroom.py grade
 
-benchmark: setup-dev  ## time this package's B0 against torchvision's (see benchmarks/)
-	$(PYTHON) benchmarks/bench_inference.py
+benchmark: setup-dev  ## the benchmarks of chapters 5 and 9 (about 10 min; see the README)
+	$(PYTHON) benchmarks/bench_inference.py --profile --fused
+	$(PYTHON) benchmarks/bench_deploy.py
+	$(PYTHON) benchmarks/bench_explorer.py
 
 clean:  ## remove the built book (keeps .venv)
 	rm -rf _build

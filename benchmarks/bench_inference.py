@@ -1,48 +1,94 @@
 """Eager inference time of effnet_tutorial's B0 against torchvision's B0, in one process.
 
     python benchmarks/bench_inference.py [--repeats 20] [--batch-sizes 1 16] [--threads N]
+                                         [--profile] [--fused]
 
 Prints the median time per forward pass of each model and its median ratio to torchvision's
-over the rounds (the goal is <= 1.0), on the CPU and, when present, on CUDA. The models are timed in
-alternation, so a change in machine load affects all alike. torchvision pads symmetrically;
-TF "same" padding (the official models, efficientnet_pytorch) costs an extra copy of the
-input of each stride-2 layer, so efficientnet_pytorch's B0 is timed too when installed, as the
-like-for-like reference for that mode.
+over the rounds (the goal is <= 1.0 with symmetric padding), on the CPU and, when present, on
+CUDA. The models are timed in alternation, so a change in machine load affects all alike.
+
+torchvision pads symmetrically. TF "same" padding (the official models, efficientnet_pytorch)
+is asymmetric before each stride-2 layer, e.g. (0, 1) for a 3x3 conv on an even size, which
+``nn.Conv2d`` cannot express: the package pads with ``F.pad`` first, and that allocates and
+writes a padded copy of the layer's input (five times in B0, up to 16x96x113x113 floats =
+78 MB at batch 16). ``--profile`` shows that time. The rows marked "pad in kernel" avoid the
+copy with ``effnet_tutorial.deploy.KernelPaddedConv2d``, which ``fuse_for_inference`` uses and
+which is put into the eager model here: a kxk conv with TF padding (before, after) equals a
+(k+d)x(k+d) conv whose kernel has d = after - before leading rows and columns of zeros, with
+symmetric padding ``after``. The padded kernel is tiny, the input is not copied, and the
+output is the same (checked below); the cost is the multiply-adds of the zero taps (+3 % for
+B0), which FlopCounterMode counts. ``--fused`` adds the fused models (chapter 9).
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import os
+import platform
 import statistics
-import time
 
-import torch
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's start/stop lines quiet
+import torch  # noqa: E402
 import torchvision
+from torch import nn
 
 from effnet_tutorial import EfficientNet
-from effnet_tutorial.weights import export_state_dict, load_source_state_dict, model_for_source
+from effnet_tutorial.deploy import (KernelPaddedConv2d, fuse_for_inference, median_ratios,
+                                    time_interleaved)
+from effnet_tutorial.layers import ConvBNAct, DynamicSamePad2d, StaticSamePad2d
+from effnet_tutorial.weights import export_state_dict, load_source_state_dict, source_config
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_pair(models: dict, x: torch.Tensor, repeats: int, warmup: int = 3) -> dict[str, list[float]]:
-    """Seconds per forward pass of each model in each round; the models take turns."""
-    device = x.device.type
-    times = {name: [] for name in models}
+def time_pair(models: dict[str, nn.Module], x: torch.Tensor, repeats: int,
+              warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per forward pass of each model in each round (inference mode), taking turns."""
+    fns = {name: (lambda m=m: m(x)) for name, m in models.items()}
     with torch.inference_mode():
-        for _ in range(warmup):
-            for m in models.values():
-                m(x)
-        _sync(device)
-        for _ in range(repeats):
-            for name, m in models.items():
-                t0 = time.perf_counter()
-                m(x)
-                _sync(device)
-                times[name].append(time.perf_counter() - t0)
-    return times
+        return time_interleaved(fns, repeats, warmup)
+
+
+def machine() -> str:
+    """One line on what ran the benchmark: versions, CPU, threads."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"torch {torch.__version__}, torchvision {torchvision.__version__}, {cpu}, "
+            f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}{gpu}")
+
+
+def print_times(times: dict[str, list[float]], reference: str, prefix: str = "") -> None:
+    """A table: median ms per call and the median per-round ratio to ``reference``."""
+    ratios = median_ratios(times, reference)
+    print(f"{prefix}{'':44s} {'median ms':>9s}   ratio to {reference}")
+    for name, ts in times.items():
+        print(f"{prefix}{name:44s} {statistics.median(ts) * 1e3:9.2f} ms   "
+              f"ratio {ratios[name]:5.3f}")
+
+
+# --------------------------------------------------------------------------------------
+# TF "same" padding without the padded copy, in the eager model
+# --------------------------------------------------------------------------------------
+def pad_in_kernel(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose TF-padded convs pad the kernel instead of the input."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, ConvBNAct) and isinstance(m.pad, (StaticSamePad2d, DynamicSamePad2d)):
+            c = m.conv
+            if c.dilation != (1, 1):
+                continue
+            new = KernelPaddedConv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, 0,
+                                     c.dilation, c.groups, bias=c.bias is not None,
+                                     device=c.weight.device, dtype=c.weight.dtype)
+            new.load_state_dict(c.state_dict())
+            if c.weight.is_contiguous(memory_format=torch.channels_last):
+                new = new.to(memory_format=torch.channels_last)  # as fuse_for_inference left it
+            new.requires_grad_(c.weight.requires_grad)
+            m.conv, m.pad = new, nn.Identity()
+    return model
 
 
 def _efficientnet_pytorch_b0(ours: EfficientNet) -> dict:
@@ -56,46 +102,84 @@ def _efficientnet_pytorch_b0(ours: EfficientNet) -> dict:
     return {"efficientnet_pytorch (TF same, static)": model}
 
 
+def shared_weight_models(with_pad_in_kernel: bool = True,
+                         fused: bool = False) -> dict[str, nn.Module]:
+    """torchvision's B0 and ours in every padding mode, all on torchvision's random weights.
+
+    Every model computes on the same weights: random weights of different initialisations
+    give activations of different sizes, and tiny (denormal) floats are slow on CPUs, which
+    would time the initialiser, not the model.
+    """
+    reference = torchvision.models.efficientnet_b0().eval()
+    ours = load_source_state_dict(EfficientNet(source_config("efficientnet-b0", "torchvision")),
+                                  reference.state_dict(), "torchvision").eval()
+    same_dynamic = EfficientNet.from_name("efficientnet-b0")
+    same_static = EfficientNet.from_name("efficientnet-b0", image_size=224)
+    for m in (same_dynamic, same_static):
+        m.load_state_dict(ours.state_dict())
+    models = {
+        "torchvision": reference,
+        **_efficientnet_pytorch_b0(ours),
+        "ours (TF same, dynamic)": same_dynamic,
+        "ours (TF same, static 224)": same_static,
+        "ours (symmetric)": ours,
+    }
+    if with_pad_in_kernel:
+        models["ours (TF same, static 224, pad in kernel)"] = pad_in_kernel(same_static)
+        models["ours (TF same, dynamic, pad in kernel)"] = pad_in_kernel(same_dynamic)
+    if fused:  # the fast path of chapter 9, where the padded copy weighs more
+        models["fused: ours (symmetric)"] = fuse_for_inference(ours)
+        models["fused: ours (TF same, static 224)"] = fuse_for_inference(same_static)
+    return {name: m.eval() for name, m in models.items()}
+
+
+def profile_padding(model: nn.Module, x: torch.Tensor, rounds: int = 3) -> str:
+    """Share of the forward time spent in F.pad (aten::constant_pad_nd and what it calls)."""
+    from torch.profiler import ProfilerActivity, profile
+    with torch.inference_mode():
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(rounds):
+                model(x)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    pad = sum(e.cpu_time_total for e in events if e.key == "aten::constant_pad_nd")
+    calls = sum(e.count for e in events if e.key == "aten::constant_pad_nd") // rounds
+    return (f"F.pad: {calls} calls per forward, {pad / rounds / 1e3:.1f} ms per forward, "
+            f"{pad / total:.1%} of the CPU time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--profile", action="store_true",
+                        help="time F.pad inside the TF-same model")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time fuse_for_inference of the padding variants")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-          f"CPU threads {torch.get_num_threads()}, devices {devices}")
+    print(f"{machine()}; devices {devices}")
     torch.manual_seed(0)
     for device in devices:
-        # Every model computes on the same weights: random weights of different
-        # initialisations give activations of different sizes, and tiny (denormal)
-        # floats are slow on CPUs, which would time the initialiser, not the model.
-        reference = torchvision.models.efficientnet_b0().eval()
-        ours = load_source_state_dict(model_for_source("efficientnet-b0", "torchvision"),
-                                      reference.state_dict(), "torchvision")
-        same_dynamic = EfficientNet.from_name("efficientnet-b0")
-        same_static = EfficientNet.from_name("efficientnet-b0", image_size=224)
-        for m in (same_dynamic, same_static):
-            m.load_state_dict(ours.state_dict())
-        models = {
-            "torchvision": reference,
-            **_efficientnet_pytorch_b0(ours),
-            "ours (TF same, dynamic)": same_dynamic,
-            "ours (TF same, static 224)": same_static,
-            "ours (symmetric)": ours,
-        }
-        models = {name: m.eval().to(device) for name, m in models.items()}
+        models = {name: m.to(device)
+                  for name, m in shared_weight_models(fused=args.fused).items()}
         for bs in args.batch_sizes:
             x = torch.randn(bs, 3, 224, 224, device=device)
+            with torch.inference_mode():
+                static = models["ours (TF same, static 224)"](x)
+                for name in [n for n in models if "pad in kernel" in n]:
+                    diff = (models[name](x) - static).abs().max().item() / static.abs().max().item()
+                    print(f"{device:4s} batch {bs:3d}  {name}: largest difference to the F.pad "
+                          f"model {diff:.1e} of the largest output")
+            if args.profile and device == "cpu":
+                print(f"{device:4s} batch {bs:3d}  TF same, static 224: "
+                      f"{profile_padding(models['ours (TF same, static 224)'], x)}")
             times = time_pair(models, x, args.repeats)
-            for name, ts in times.items():
-                # The ratio is the median over rounds of (this model / torchvision) in the
-                # same round, so slow drifts of a shared machine cancel out.
-                ratio = statistics.median(t / r for t, r in zip(ts, times["torchvision"]))
-                print(f"{device:4s} batch {bs:3d}  {name:38s} {statistics.median(ts) * 1e3:9.2f} ms"
-                      f"   ratio {ratio:5.3f}")
+            print_times(times, "torchvision", f"{device:4s} batch {bs:3d}  ")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,22 @@ def is_number(x) -> bool:
     return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
+def as_number(answer) -> float | None:
+    """``answer`` as a finite float (numbers and numeric strings), or None (bools included)."""
+    if isinstance(answer, bool):
+        return None
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def verdict(ok: bool, what: str, got, hint: str) -> bool:
+    """``report`` that shows the answer only when it is wrong, and never the solution."""
+    return report(ok, what if ok else f"{what} (got {got!r})", hint=None if ok else hint)
+
+
 def never_crashes(checker):
     """Make a checker return a verdict with a hint for ANY answer.
 

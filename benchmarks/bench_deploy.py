@@ -1,0 +1,261 @@
+"""Deployment benchmarks of chapter 9: fused model, ONNX Runtime, training steps, torch.compile.
+
+    python benchmarks/bench_deploy.py [--sections fused onnx train compile] [--repeats 10]
+                                      [--batch-sizes 1 16] [--batch 16] [--threads N]
+
+fused    fuse_for_inference(B0) (BatchNorm folded, nn.SiLU, channels_last) against
+         torchvision's eager B0, with the steps one at a time; goal >= 2.0x at batch 16.
+onnx     ONNX Runtime on the exported B0 against the fused PyTorch model, for symmetric
+         padding (torchvision's) and TF "same" padding (the package's default).
+train    one training step (forward, cross-entropy, backward, SGD step) of B0 at 224
+         pixels for each Swish variant against torchvision's: time (interleaved, one
+         process) and peak memory (each variant in a fresh subprocess: growth of the peak
+         resident set during one step on a CPU, torch.cuda.max_memory_allocated on a GPU),
+         next to the bytes autograd saves for backward.
+compile  torch.compile of the fused B0: the time of the first call (compiling) with an
+         empty Inductor cache (a temporary one, as on a fresh machine) and again with the
+         cache that filled, and the compiled model against the fused eager one. Minutes
+         on a small CPU; not run by default.
+
+Timed pairs run in one process, interleaved, and are reported as the median of the
+per-round ratios, so a change of machine load affects both sides alike. Every model
+computes on the same (torchvision-initialised) weights.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_inference import machine, print_times, time_pair  # noqa: E402
+
+from effnet_tutorial import EfficientNet, saved_tensors  # noqa: E402
+from effnet_tutorial.deploy import (export_onnx, fuse_for_inference,  # noqa: E402
+                                    max_relative_error, median_ratios, onnx_session,
+                                    replace_swish, time_interleaved)
+from effnet_tutorial.weights import load_source_state_dict, source_config  # noqa: E402
+
+SWISH_VARIANTS = ("plain", "memory_efficient", "silu")
+
+
+def shared_models(device: str = "cpu", padding: str = "symmetric"):
+    """torchvision's B0 (random init) and ours with the same weights."""
+    torch.manual_seed(0)
+    tv = torchvision.models.efficientnet_b0()
+    ours = load_source_state_dict(EfficientNet(source_config("efficientnet-b0", "torchvision")),
+                                  tv.state_dict(), "torchvision")
+    if padding != "symmetric":  # the same weights in a TF-"same" model (dynamic padding)
+        same = EfficientNet.from_name("efficientnet-b0", padding=padding)
+        same.load_state_dict(ours.state_dict())
+        ours = same
+    return tv.to(device).eval(), ours.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------
+def bench_fused(args, device: str) -> None:
+    tv, ours = shared_models(device)
+    fused_name = "ours, fuse_for_inference (+ channels_last)"
+    models = {
+        "torchvision (eager)": tv,
+        "ours (eager)": ours,
+        "ours, BN folded + SiLU": fuse_for_inference(ours, channels_last=False),
+        fused_name: fuse_for_inference(ours),
+        "torchvision, fuse_for_inference": fuse_for_inference(tv),
+    }
+    for bs in args.batch_sizes:
+        x = torch.randn(bs, 3, 224, 224, device=device)
+        with torch.inference_mode():
+            ref = tv(x)
+            for name in ("ours (eager)", fused_name, "torchvision, fuse_for_inference"):
+                err = max_relative_error(models[name](x), ref)
+                print(f"{device} batch {bs:3d}  {name}: largest difference to torchvision's "
+                      f"eager output {err:.1e} of the largest output")
+        times = time_pair(models, x, args.repeats)
+        print_times(times, "torchvision (eager)", f"{device} batch {bs:3d}  ")
+        speedup = 1 / median_ratios(times, "torchvision (eager)")[fused_name]
+        print(f"{device} batch {bs:3d}  fuse_for_inference(B0) is {speedup:.2f}x as fast as "
+              "torchvision's eager B0")
+
+
+# --------------------------------------------------------------------------------------
+def bench_onnx(args, device: str) -> None:
+    for padding in ("symmetric", "same"):
+        _, ours = shared_models("cpu", padding)
+        fused = fuse_for_inference(ours)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "b0.onnx")
+            t0 = time.perf_counter()
+            export_onnx(ours, path, 224)  # checked against ONNX Runtime to 1e-4 inside
+            print(f"cpu  {padding:9s} export_onnx(B0, 224, dynamic batch) + check: "
+                  f"{time.perf_counter() - t0:.1f} s, {os.path.getsize(path) / 2**20:.1f} MiB")
+            session = onnx_session(path)
+            for bs in args.batch_sizes:
+                x = torch.randn(bs, 3, 224, 224)
+                feed = {"images": x.numpy()}
+                with torch.inference_mode():
+                    got = torch.from_numpy(session.run(None, feed)[0])
+                    err = max_relative_error(got, fused(x))
+                    print(f"cpu  {padding:9s} batch {bs:3d}  ONNX Runtime vs fused: largest "
+                          f"difference {err:.1e} of the largest output")
+                    times = time_interleaved({"fuse_for_inference (PyTorch)": lambda: fused(x),
+                                              "ONNX Runtime": lambda: session.run(None, feed)},
+                                             args.repeats, warmup=2)
+                print_times(times, "fuse_for_inference (PyTorch)",
+                            f"cpu  {padding:9s} batch {bs:3d}  ")
+
+
+# --------------------------------------------------------------------------------------
+def _training_model(variant: str, device: str):
+    tv, ours = shared_models(device)
+    model = tv if variant == "torchvision" else replace_swish(ours, variant)
+    return model.train()
+
+
+def _step_fn(model, x, y):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _rss_peak_growth_mib(fn) -> float:
+    """Growth of this process's peak resident memory (VmHWM) while fn() runs, Linux only."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)        # hand freed memory back to the OS first
+    with open("/proc/self/clear_refs", "w") as f:  # "5" resets VmHWM to the current RSS
+        f.write("5")
+
+    def status(key: str) -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
+
+    before = status("VmRSS:")
+    fn()
+    return status("VmHWM:") - before
+
+
+def memory_child(variant: str, batch: int, size: int, device: str) -> None:
+    """Run in a fresh process: peak memory of one training step after one warm-up step."""
+    torch.manual_seed(0)
+    model = _training_model(variant, device)
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    step = _step_fn(model, x, y)
+    step()  # optimizer state and allocator warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - start) / 2**20
+    else:
+        peak = _rss_peak_growth_mib(step)
+    params = list(model.parameters()) + list(model.buffers())
+    saved, out = saved_tensors(model, x, exclude=params)
+    del out
+    print(json.dumps({"variant": variant, "peak_mib": peak, "saved_mib": saved.nbytes / 2**20}))
+
+
+def bench_train(args, device: str) -> None:
+    bs, size = args.batch, 224
+    print(f"{device} training step of B0, batch {bs}, {size}x{size}, SGD with momentum")
+    variants = ["torchvision", *SWISH_VARIANTS]
+    memory = {}
+    threads = ["--threads", str(args.threads)] if args.threads else []
+    for v in variants:
+        cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", v, "--batch", str(bs),
+               "--device", device, *threads]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        memory[v] = json.loads(out.strip().splitlines()[-1])
+    what = "peak CUDA memory" if device == "cuda" else "peak RSS growth"
+    ref = memory["torchvision"]
+    for v in variants:
+        m = memory[v]
+        print(f"{device} {v:18s} {what} {m['peak_mib']:7.0f} MiB "
+              f"({m['peak_mib'] / ref['peak_mib']:.2f}x torchvision's), "
+              f"saved for backward {m['saved_mib']:6.0f} MiB "
+              f"({m['saved_mib'] / ref['saved_mib']:.2f}x)")
+    torch.manual_seed(0)
+    x = torch.randn(bs, 3, size, size, device=device)
+    y = torch.randint(0, 1000, (bs,), device=device)
+    steps = {v: _step_fn(_training_model(v, device), x, y) for v in variants}
+    times = time_interleaved(steps, args.train_repeats, warmup=1)
+    print_times(times, "torchvision", f"{device} step time  ")
+
+
+# --------------------------------------------------------------------------------------
+def bench_compile(args, device: str) -> None:
+    """Compile time with an empty Inductor cache (a fresh machine) and with the cache the
+    first compile filled, then the compiled model against the fused eager one."""
+    import logging
+    import shutil
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA" noise
+    cache = tempfile.mkdtemp(prefix="inductor-cache-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # read at each use: nothing compiled yet
+    _, ours = shared_models(device)
+    fused = fuse_for_inference(ours)
+    x = torch.randn(args.batch, 3, 224, 224, device=device)
+    try:
+        for cache_state in ("empty", "warm"):
+            torch._dynamo.reset()  # forget in-memory compiled code; the disk cache stays
+            compiled = fuse_for_inference(ours, compile=True)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                out = compiled(x)
+                seconds = time.perf_counter() - t0
+                err = max_relative_error(out, fused(x))
+            print(f"{device} batch {args.batch:3d}  first call of fuse_for_inference(B0, "
+                  f"compile=True), Inductor cache {cache_state}: {seconds:.1f} s; largest "
+                  f"difference to the eager fused model {err:.1e} of the largest output")
+        models = {"fuse_for_inference (eager)": fused,
+                  "fuse_for_inference(compile=True)": compiled}
+        print_times(time_pair(models, x, args.repeats), "fuse_for_inference (eager)",
+                    f"{device} batch {args.batch:3d}  ")
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", default=["fused", "onnx", "train"],
+                        choices=["fused", "onnx", "train", "compile"])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--train-repeats", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16],
+                        help="inference batch sizes")
+    parser.add_argument("--batch", type=int, default=16, help="training and compile batch")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.batch, 224, args.device)
+        return
+    print(f"{machine()}; device {args.device}")
+    sections = {"fused": bench_fused, "onnx": bench_onnx, "train": bench_train,
+                "compile": bench_compile}
+    for section in args.sections:
+        print(f"--- {section}")
+        sections[section](args, "cpu" if section == "onnx" else args.device)
+    print(f"(medians over {args.repeats} interleaved rounds for inference, "
+          f"{args.train_repeats} for training steps)")
+
+
+if __name__ == "__main__":
+    main()
