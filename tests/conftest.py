@@ -1,4 +1,4 @@
-"""Fixtures shared by several test files."""
+"""Fixtures and helpers shared by several test files (``from conftest import ...``)."""
 
 import pytest
 import torch
@@ -30,3 +30,16 @@ def conv_output_sizes():
         return model, sizes
 
     return measure
+
+
+def randomise_bn(model, seed=0):
+    """Random BN statistics and affine parameters, so eps and statistics really matter."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return model

@@ -22,21 +22,10 @@ from effnet_tutorial.deploy import (CompilerNotFoundError, InferenceModel, Kerne
 from effnet_tutorial.layers import (ConvBNAct, DynamicSamePad2d, MemoryEfficientSwish,
                                     StaticSamePad2d, Swish)
 from effnet_tutorial.weights import load_source_state_dict, source_config
+from conftest import randomise_bn
 
 REL = 1e-4  # "equal to 1e-4 relative": largest difference / largest output
 
-
-def randomise_bn(model, seed=0):
-    """Random BN statistics and affine parameters, so eps and statistics really matter."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-    return model
 
 
 def assert_rel_close(got, expected, rel=REL):

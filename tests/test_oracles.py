@@ -18,6 +18,7 @@ from effnet_tutorial.config import MODEL_NAMES
 from effnet_tutorial.layers import MemoryEfficientSwish, Swish
 from effnet_tutorial.config import V1_COEFFICIENTS
 from effnet_tutorial.weights import EFFICIENTNET_PYTORCH_URLS, TORCHVISION_BN_EPS, load_source_state_dict, source_config
+from conftest import randomise_bn
 
 pytestmark = pytest.mark.oracle
 
@@ -93,18 +94,6 @@ def test_stage_structure_matches_torchvision(name):
     assert [len(s) for s in ours.stages] == [len(ref.features[i]) for i in range(1, 8)]
     assert ours.head.conv.out_channels == ref.features[8][0].out_channels
 
-
-def randomise_bn(model, seed=0):
-    """Random BN statistics and affine parameters, so eps and statistics really matter."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-    return model
 
 
 @pytest.mark.parametrize("name, size", [("efficientnet-b0", 224), ("efficientnet-b5", 224), ("efficientnetv2-s", 224),
