@@ -633,12 +633,15 @@ def test_every_public_checker_is_covered(cases):
         assert case["ref"] and len(case["wrong"]) >= 2 and case["types"], checker.__name__
 
 
+def _checker(name):
+    """``"chapter02.check_x"`` -> the checker function."""
+    module, function = name.split(".")
+    return getattr(importlib.import_module(f"effnet_tutorial.exercises.{module}"), function)
+
+
 @pytest.mark.parametrize("name", _ids())
 def test_reference_answers_pass(cases, name):
-    checker = getattr(
-        importlib.import_module(f"effnet_tutorial.exercises.{name.split('.')[0]}"),
-        name.split(".")[1],
-    )
+    checker = _checker(name)
     for args in cases[checker]["ref"]:
         verdict, out = run(checker, *args)
         assert verdict is True and "Correct" in out and "Not yet" not in out, out
@@ -646,10 +649,7 @@ def test_reference_answers_pass(cases, name):
 
 @pytest.mark.parametrize("name", _ids())
 def test_known_wrong_answers_fail_with_the_right_hint(cases, name):
-    checker = getattr(
-        importlib.import_module(f"effnet_tutorial.exercises.{name.split('.')[0]}"),
-        name.split(".")[1],
-    )
+    checker = _checker(name)
     for args, hint in cases[checker]["wrong"]:
         verdict, out = run(checker, *args)
         assert verdict is False and "Not yet" in out and "Hint:" in out, out
@@ -658,10 +658,7 @@ def test_known_wrong_answers_fail_with_the_right_hint(cases, name):
 
 @pytest.mark.parametrize("name", _ids())
 def test_wrong_types_get_a_verdict_with_a_hint(cases, name):
-    checker = getattr(
-        importlib.import_module(f"effnet_tutorial.exercises.{name.split('.')[0]}"),
-        name.split(".")[1],
-    )
+    checker = _checker(name)
     for args in cases[checker]["types"]:
         verdict, out = run(checker, *args)  # an exception here fails the test
         assert verdict is False, f"{checker.__name__}{args!r} passed: {out}"
