@@ -33,9 +33,8 @@ import torchvision
 from torch import nn
 
 from effnet_tutorial import EfficientNet
-from effnet_tutorial.deploy import (KernelPaddedConv2d, fuse_for_inference, median_ratios,
+from effnet_tutorial.deploy import (_pad_in_kernels, fuse_for_inference, median_ratios,
                                     time_interleaved)
-from effnet_tutorial.layers import ConvBNAct, DynamicSamePad2d, StaticSamePad2d
 from effnet_tutorial.weights import export_state_dict, load_source_state_dict, source_config
 
 
@@ -73,21 +72,10 @@ def print_times(times: dict[str, list[float]], reference: str, prefix: str = "")
 # TF "same" padding without the padded copy, in the eager model
 # --------------------------------------------------------------------------------------
 def pad_in_kernel(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose TF-padded convs pad the kernel instead of the input."""
+    """A copy of ``model`` whose TF-padded convs pad the kernel instead of the input
+    (what ``fuse_for_inference`` does, here without the other fusions)."""
     model = copy.deepcopy(model)
-    for m in model.modules():
-        if isinstance(m, ConvBNAct) and isinstance(m.pad, (StaticSamePad2d, DynamicSamePad2d)):
-            c = m.conv
-            if c.dilation != (1, 1):
-                continue
-            new = KernelPaddedConv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, 0,
-                                     c.dilation, c.groups, bias=c.bias is not None,
-                                     device=c.weight.device, dtype=c.weight.dtype)
-            new.load_state_dict(c.state_dict())
-            if c.weight.is_contiguous(memory_format=torch.channels_last):
-                new = new.to(memory_format=torch.channels_last)  # as fuse_for_inference left it
-            new.requires_grad_(c.weight.requires_grad)
-            m.conv, m.pad = new, nn.Identity()
+    _pad_in_kernels(model)
     return model
 
 
