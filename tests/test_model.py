@@ -302,7 +302,9 @@ def test_training_steps_give_finite_gradients_and_a_falling_loss():
     torch.manual_seed(0)
     m = EfficientNet.from_name("efficientnetv2-s", num_classes=5, drop_connect_rate=0.2).train()
     x, y = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    # Adam: SGD with momentum 0.9 at lr 0.05 diverged on some CPUs (7.2 -> 89.9 in 6 steps), a
+    # test of the optimiser's luck rather than of the model.
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     losses = []
     for step in range(6):
         opt.zero_grad()
