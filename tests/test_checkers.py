@@ -41,6 +41,7 @@ from effnet_tutorial.exercises import chapter06 as ch6
 from effnet_tutorial.inspection import count_flops
 from effnet_tutorial.layers import SqueezeExcite
 from effnet_tutorial.progressive import V2_PROGRESSIVE
+from test_checkers_lite import lite_cases
 
 MODULES = (ch1, ch2, ch3, ch4, ch5, ch6, asg)
 B0 = get_model_config("efficientnet-b0")
@@ -610,7 +611,8 @@ def _assignment_cases():
 
 @pytest.fixture(scope="module")
 def cases():
-    return {**_chapter_cases(), **_assignment_cases()}
+    # Chapter 5's section on EfficientNet-Lite keeps its cases in test_checkers_lite.py.
+    return {**_chapter_cases(), **_assignment_cases(), **lite_cases()}
 
 
 def _public_checkers():
