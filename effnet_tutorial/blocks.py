@@ -57,7 +57,7 @@ class MBConv(nn.Module):
         return f"stride={self.stride}, has_skip={self.has_skip}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """MBConv (MobileNetV2 Fig. 3d, with SE as in EfficientNet §4).
+        """MBConv (MobileNetV2 Fig. 2d and 4d; SE as in EfficientNet §4).
 
         Shape: (B, C_in, H, W) -> (B, C_out, ceil(H / s), ceil(W / s)).
         """

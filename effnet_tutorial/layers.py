@@ -104,7 +104,10 @@ class SqueezeExcite(nn.Module):
     squeeze (global average pool) -> 1x1 conv down to ``squeezed_channels`` -> Swish ->
     1x1 conv back up -> sigmoid -> rescale the input channel-wise. Following the
     official code, ``squeezed_channels = max(1, int(block_in_channels * se_ratio))`` is
-    computed from the *block's* input channels, not from the expanded width.
+    computed from the *block's* input channels, not from the expanded width
+    (tensorflow/tpu ``efficientnet_model.py``, ``MBConvBlock``: ``num_reduced_filters``
+    is ``max(1, int(input_filters * se_ratio))`` up to commit 9397f99, and the same
+    value at 7dc921f8).
 
     Shape: (B, C, H, W) -> (B, C, H, W); the gate is (B, C, 1, 1).
     """

@@ -1,8 +1,11 @@
-r"""The scaling rules of EfficientNet §3.3: pure functions of the unscaled numbers.
+r"""The scaling rules of EfficientNet: pure functions of the unscaled numbers.
 
 :func:`round_filters` and :func:`round_repeats` turn the base table (B0, Table 1 of
-Tan & Le 2019, arXiv 1905.11946v5) into a scaled one; :func:`compound_coefficients` is
-the compound rule (Eq. 3) that ties depth, width and resolution to one coefficient φ.
+Tan & Le 2019, arXiv 1905.11946v5) into a scaled one. The paper gives no rounding rule
+(only footnote 3 of §3.3: FLOPS may differ from theory due to rounding); both follow
+tensorflow/tpu, commit 7dc921f8, ``models/official/efficientnet/efficientnet_model.py``.
+:func:`compound_coefficients` is the compound rule (§3.3, Eq. 3) that ties depth, width
+and resolution to one coefficient φ, with the α, β, γ of §4, step 1.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ def round_filters(channels: int, width_coefficient: float,
     :math:`c' = \max(d, \lfloor (c w + d/2) / d \rfloor d)`, plus one
     more :math:`d` if that rounded down by more than 10 % (hardware likes
     multiples of 8; the 10 % guard keeps narrow layers from shrinking).
-    EfficientNet §3.3; tensorflow/tpu ``efficientnet_model.round_filters``.
+    Not in the paper: tensorflow/tpu 7dc921f8,
+    ``efficientnet_model.round_filters``.
 
     Shape: int -> int.
     """
@@ -32,8 +36,8 @@ def round_filters(channels: int, width_coefficient: float,
 def round_repeats(repeats: int, depth_coefficient: float) -> int:
     r"""Scale a stage's number of blocks by the depth coefficient, up.
 
-    :math:`n' = \lceil d \cdot n \rceil` (EfficientNet §3.3; tensorflow/tpu
-    ``round_repeats``).
+    :math:`n' = \lceil d \cdot n \rceil`. Not in the paper: tensorflow/tpu
+    7dc921f8, ``efficientnet_model.round_repeats``.
 
     Shape: int -> int.
     """
@@ -46,11 +50,12 @@ def compound_coefficients(phi: float, alpha: float = 1.2,
     r"""The compound scaling rule of EfficientNet §3.3, Eq. 3.
 
     depth :math:`d = \alpha^\phi`, width :math:`w = \beta^\phi`,
-    resolution :math:`r = \gamma^\phi`, with
+    resolution :math:`r = \gamma^\phi` (defaults: the α, β, γ of §4,
+    step 1), with
     :math:`\alpha \beta^2 \gamma^2 \approx 2` so that FLOPs grow by about
     :math:`2^\phi`. The published B1–B7 coefficients
-    (:data:`~effnet_tutorial.config.V1_COEFFICIENTS`) were rounded from
-    this rule and differ from it.
+    (:data:`~effnet_tutorial.config.V1_COEFFICIENTS`) lie near this rule
+    but are not its values.
 
     Shape: scalars -> dict(depth, width, resolution (pixels), flops_factor).
     """

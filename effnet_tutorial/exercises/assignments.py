@@ -626,7 +626,7 @@ def check_mbconv_param_counts(cls, cases: str = "b0") -> bool:
 def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
     """Your MBConv computes what the package's computes, with the same (random) weights
     and BatchNorm statistics loaded into it, in eval mode, on :func:`mbconv_cases`
-    (MobileNetV2 §3.3 and Fig. 3d; EfficientNet §4)."""
+    (MobileNetV2 §3.3, Fig. 2d and 4d; EfficientNet §4)."""
     _need_module_class(
         cls, "MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)"
     )
