@@ -349,7 +349,9 @@ class ModelConfig:
 
     # ------------------------------------------------------------------ the tables
     def scaled_blocks(self) -> tuple[BlockConfig, ...]:
-        """The base table with channels and repeats scaled (EfficientNet §3.3).
+        """The base table with channels and repeats scaled by :func:`round_filters` and
+        :func:`round_repeats` (tensorflow/tpu ``efficientnet_model.py``; the paper's §3.3 gives
+        the multipliers, Eq. 3, not the rounding).
 
         With ``fix_stem_head`` (Lite) the first and last block stages keep their repeats
         and the first stage takes the unscaled stem's channels (tensorflow/tpu

@@ -226,7 +226,8 @@ class EfficientNet(nn.Module):
         """Build a published model by name, randomly initialised.
 
         ``name``: ``efficientnet-b0`` ... ``efficientnet-b7``, ``efficientnetv2-s``/``-m``/``-l``/``-xl``
-        (EfficientNet Table 1 and §3.3; EfficientNetV2 Table 4). The arguments are
+        (EfficientNet Table 1, §4 and Table 2; EfficientNetV2 Table 4; EfficientNet-Lite:
+        tensorflow/tpu ``efficientnet/lite``). The arguments are
         efficientnet_pytorch's; ``drop_connect_rate`` is its name for the drop-path
         (stochastic depth) rate, ``drop_path_rate`` in the config.
 

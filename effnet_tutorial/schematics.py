@@ -607,7 +607,7 @@ def draw_bottlenecks(
     (He et al. 2016, arXiv 1512.03385v1, Table 1: conv2_x, 1x1 64 -> 3x3 64 -> 1x1 256),
     read from the module; the inverted side is a real MBConv with its skip connection.
     Shapes come from ``trace_shapes``. Illustrates MobileNetV2 (arXiv 1801.04381v4)
-    §3.3 and Fig. 3 (b) vs (d).
+    §3.3 and Fig. 3 (a) vs (b).
 
     ``inverted_block``: an MBConv (module plus ``input_size``, or ``(model, stage[, index])``);
     default B0's stage 4, block 1. ``classic_block``: a torchvision ``Bottleneck`` with
