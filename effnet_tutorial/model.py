@@ -225,7 +225,8 @@ class EfficientNet(nn.Module):
                   drop_connect_rate: float | None = None, padding: str | None = None) -> EfficientNet:
         """Build a published model by name, randomly initialised.
 
-        ``name``: ``efficientnet-b0`` ... ``efficientnet-b7``, ``efficientnetv2-s``/``-m``/``-l``/``-xl``
+        ``name``: ``efficientnet-b0`` ... ``-b7``, ``efficientnetv2-s``/``-m``/``-l``/``-xl``,
+        ``efficientnet-lite0`` ... ``-lite4``
         (EfficientNet Table 1, §4 and Table 2; EfficientNetV2 Table 4; EfficientNet-Lite:
         tensorflow/tpu ``efficientnet/lite``). The arguments are
         efficientnet_pytorch's; ``drop_connect_rate`` is its name for the drop-path
