@@ -111,6 +111,7 @@ class FusedMBConvConfig(_StageConfig):
     kind: ClassVar[str] = "fused"
 
 
+#: A stage of either block kind (the type of ``ModelConfig.blocks``' entries).
 BlockConfig = Union[MBConvConfig, FusedMBConvConfig]
 
 

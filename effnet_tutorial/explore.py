@@ -59,9 +59,13 @@ PUBLISHED_TOP1: dict[str, float] = {
     "efficientnet-b6": 84.0, "efficientnet-b7": 84.3,
 }
 
+#: What :func:`explore` scales: the rule at any φ, the published B0–B7, or Lite0–Lite4.
 TABLES = ("formula", "official", "lite")
+#: The φ that :func:`explore` accepts (B7 is φ = 7).
 PHI_RANGE = (0.0, 10.0)
+#: The α, β and γ that :func:`explore` accepts.
 COEFFICIENT_RANGE = (1.0, 2.0)
+#: What α·β²·γ² should be (§3.3, Eq. 3): each unit of φ doubles the multiply-adds.
 PRODUCT_TARGET = 2.0
 #: Relative distance of α·β²·γ² from 2 above which :func:`explore` adds a warning.
 PRODUCT_TOLERANCE = 0.10
@@ -75,8 +79,11 @@ PRODUCT_WARNING = (
 )
 
 
+#: How the explorers name a model: the rule at ``{phi}``, or the published model ``{k}``.
 RULE_LABEL = "B0 scaled by the rule at φ = {phi}"
+#: The published B``{k}``.
 OFFICIAL_LABEL = "EfficientNet-B{k} (official table)"
+#: The published Lite``{k}``.
 LITE_LABEL = "EfficientNet-Lite{k} (official table)"
 
 
@@ -483,8 +490,11 @@ def plot_range() -> tuple[float, float]:
     return points[0][1] / 2e9, points[-1][1] * 4 / 1e9
 
 
+#: The title and axis labels of both explorers' plot.
 PLOT_TITLE = "B0–B7: counted multiply-adds, top-1 as published (Tan & Le 2019, Table 2)"
+#: The plot's horizontal axis.
 PLOT_XLABEL = "multiply-adds (G, log scale)"
+#: The plot's vertical axis.
 PLOT_YLABEL = "ImageNet top-1 (%), published"
 #: Tick positions (G) of the multiply-add axis, in both explorers' plots.
 PLOT_TICKS = (0.25, 0.5, 1, 2, 5, 10, 20, 50, 100)

