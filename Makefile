@@ -14,7 +14,7 @@ STAMP := $(VENV)/.effnet-tutorial
 SANITIZE := --nbval-sanitize-with nbval_sanitize.cfg
 BOOK_SOURCES := _config.yml _toc.yml $(wildcard chapters/*.ipynb book/* effnet_tutorial/*.py effnet_tutorial/*/*.py)
 
-.PHONY: help setup setup-dev book build lab test test-package test-notebooks lint benchmark screenshots assignments grade clean
+.PHONY: help setup setup-dev book build pdf lab test test-package test-notebooks lint benchmark screenshots assignments grade clean
 
 help:  ## list the targets
 	@echo "Targets (the packages go into $(VENV)):"
@@ -46,6 +46,11 @@ build: _build/html/.built  ## build the book (warnings are errors)
 book: setup build  ## set up and build the book into _build/html
 	@echo "The book is in _build/html/index.html"
 
+# The whole book in one PDF: a single-page HTML build printed by Debian's chromium (no LaTeX).
+pdf: setup-dev build  ## the whole book as one PDF, _build/pdf/effnet-tutorial.pdf
+	@tools/install_browser.sh
+	$(PYTHON) tools/make_pdf.py
+
 lab: setup  ## open the chapters in JupyterLab
 	cd chapters && $(VENV)/bin/jupyter lab
 
@@ -57,8 +62,7 @@ lint: setup-dev  ## ruff on the package, tests and tools; the set-up cell of eve
 # against their stored outputs, and the tests of the built book. MPLBACKEND is unset for
 # the notebooks: a non-inline backend (e.g. Agg) would keep the kernel from emitting the
 # figures that the stored outputs hold.
-test: setup-dev lint build  ## set up, build the book and run every test (what CI runs)
-	@tools/install_browser.sh
+test: setup-dev lint build pdf  ## set up, build the book and its PDF, and run every test (what CI runs)
 	env -u MPLBACKEND $(PYTHON) -m pytest tests effnet_tutorial chapters --doctest-modules \
 		--nbval $(SANITIZE) -p no:cacheprovider
 

@@ -68,3 +68,26 @@ def test_every_chapter_has_its_colab_link(desktop):
 def test_no_prose_is_cut_off_on_a_phone(phone):
     cut = {page: r["cut"][:3] for page, r in phone.items() if r["cut"]}
     assert not cut, f"prose wider than a 412 px window: {cut}"
+
+
+def test_download_menu_offers_the_pdf_and_the_notebooks():
+    """The theme's download menu, on a chapter page, links the book's PDF and a zip of every
+    notebook (book/_ext/downloads.py, _static/downloads.js); the zip is served and complete."""
+    import io
+    import urllib.request
+    import zipfile
+
+    why = book_browser.browser_available()
+    if why:
+        pytest.skip(why)
+    with book_browser.serve() as base, book_browser.browser(1280) as driver:
+        book_browser.open_page(driver, f"{base}/chapters/01_compound_scaling.html")
+        links = driver.execute_script(
+            "return [...document.querySelectorAll('.dropdown-download-buttons a.effnet-download')]"
+            ".map(a => [a.href, a.textContent.trim()])")
+        hrefs = {href.rsplit("/", 1)[1]: (href, label) for href, label in links}
+        assert set(hrefs) == {"effnet-tutorial.pdf", "effnet-tutorial-notebooks.zip"}, links
+        with urllib.request.urlopen(hrefs["effnet-tutorial-notebooks.zip"][0]) as response:
+            archive = zipfile.ZipFile(io.BytesIO(response.read()))
+    names = {n.rsplit("/", 1)[1] for n in archive.namelist()}
+    assert names == {p.name for p in (ROOT / "chapters").glob("*.ipynb")}

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The browser tests drive Debian's chromium through chromedriver (Selenium). Install both
-# when they are missing and this user may (root with apt-get); otherwise say how.
+# The browser tests drive Debian's chromium through chromedriver (Selenium); `make pdf` prints
+# the book with chromium and its test reads the PDF with poppler-utils (pdftotext, pdfinfo,
+# pdfimages). Install them when they are missing and this user may (root with apt-get);
+# otherwise say how.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+   && command -v pdftotext >/dev/null 2>&1; then
   exit 0
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "Installing chromium and chromium-driver for the browser tests..."
+  echo "Installing chromium, chromium-driver and poppler-utils for the browser and PDF tests..."
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver poppler-utils >/dev/null
 else
-  echo "note: chromium/chromedriver are missing, so the browser tests will be skipped;" \
-       "install them with: sudo apt install chromium chromium-driver" >&2
+  echo "note: chromium/chromedriver/poppler-utils are missing, so the browser tests will be skipped" \
+       "and make pdf cannot run; install them with: sudo apt install chromium chromium-driver poppler-utils" >&2
 fi
