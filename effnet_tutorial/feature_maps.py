@@ -96,7 +96,9 @@ def _check_values_labels(values, labels) -> None:
 
 
 def class_means(values: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
-    """The mean row of ``values`` for every class (NaN for a class without rows).
+    """The mean row of ``values`` for every class (NaN for a class without rows), e.g. the
+    mean SE gate of every channel for each class (chapter 2; Hu et al., arXiv 1709.01507,
+    §7.2, plot such class means of the excitations).
 
     Shape: (N, C), (N,) -> (num_classes, C).
     """
@@ -157,7 +159,9 @@ def class_variation(values: torch.Tensor, labels: torch.Tensor) -> ClassVariatio
 def mean_activation_map(fmap: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Where a feature map is active: the mean absolute activation over its channels,
     upsampled bilinearly to ``size`` (the input image's) and scaled to [0, 1] per image
-    (0: the least active position, 1: the most active).
+    (0: the least active position, 1: the most active). A plain picture of where a
+    stage's features are strong (chapter 4), not a method from the papers: it does not
+    say which features the classifier uses.
 
     Shape: (B, C, h, w) -> (B, H, W) with (H, W) = size.
     """
