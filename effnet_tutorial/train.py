@@ -365,12 +365,13 @@ def _as_is(batch):
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite: training diverged (usually a learning
     rate that is too high). Raised by :func:`fit` at the first such step; ``epoch``,
-    ``step`` (1-based), ``loss`` and ``lr`` (the learning rate of that step) say where."""
+    ``step`` (1-based), ``loss`` (the epoch's mean loss up to that step) and ``lr`` (the
+    learning rate after it) say where."""
 
     def __init__(self, epoch: int, step: int, loss: float, lr: float):
         self.epoch, self.step, self.loss, self.lr = epoch, step, loss, lr
         super().__init__(f"the training loss became {loss} at epoch {epoch}, step {step}: "
-                         f"training diverged (learning rate {lr:g} at that step); lower the "
+                         f"training diverged (learning rate {lr:g} after that step); lower the "
                          "learning rate")
 
 
@@ -378,8 +379,6 @@ def train_epoch(model, loader, row, opt, sched, scaler, criterion, mean, std,
                 device, amp, channels_last, gen, on_step=None):
     """One epoch at the image size and strengths of ``row`` (a plan row:
     one stage of EfficientNetV2 Algorithm 1, or fixed-size training).
-
-    Raises :class:`NonFiniteLossError` at the first step whose loss is NaN or infinite.
 
     Shape: batches (B, C, h, w) uint8 -> (sum of the step losses, steps).
     """
@@ -402,12 +401,8 @@ def train_epoch(model, loader, row, opt, sched, scaler, criterion, mean, std,
         scaler.scale(loss).backward()  # float16 gradients, scaled up
         scaler.step(opt)               # unscales; skips inf/NaN steps
         scaler.update()
-        step_lr = opt.param_groups[0]["lr"]
         sched.step()                   # warm-up, then cosine decay
-        value = float(loss.detach())
-        if not math.isfinite(value):   # NaN weights from here on: nothing left to learn
-            raise NonFiniteLossError(row["epoch"], steps + 1, value, step_lr)
-        loss_sum += value
+        loss_sum += float(loss.detach())
         steps += 1
         if on_step is not None:
             on_step(loss_sum / steps)
@@ -513,7 +508,14 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
         if show:
             bar.set_description(f"epoch {row['epoch']}/{len(plan)}, {size} px")
 
+        steps_done = 0
+
         def on_step(mean_loss):
+            nonlocal steps_done
+            steps_done += 1
+            if not math.isfinite(mean_loss):   # NaN weights from here on: nothing to learn
+                raise NonFiniteLossError(row["epoch"], steps_done, mean_loss,
+                                         optimizer.param_groups[0]["lr"])
             if show:
                 bar.update(1)
                 bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)

@@ -12,6 +12,7 @@ Offline, on the CPU; nbgrader runs the notebooks in kernels of this environment.
 import csv
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -31,7 +32,7 @@ IDS = [a.id for a in ASSIGNMENTS]
 BY_ID = {a.id: a for a in ASSIGNMENTS}
 
 
-def tool(*args, timeout=1200):
+def tool(*args, timeout=1200, env=None):
     """Run tools/classroom.py as `make assignments` / `make grade` do."""
     return subprocess.run(
         [sys.executable, str(TOOL), *map(str, args)],
@@ -39,6 +40,7 @@ def tool(*args, timeout=1200):
         text=True,
         cwd=ROOT,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -392,7 +394,14 @@ def hardened(tmp_path_factory):
             path = course / "submitted" / student / A2 / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-    out = tool("grade", "--course", course, timeout=1200)
+    # The kernels find this checkout's package as an installed one, in a folder named
+    # site-packages: IPython puts the working directory on sys.path just before the first
+    # such folder (a PYTHONPATH entry would come first and hide the shadowing).
+    site = course.parent / "site-packages"
+    site.mkdir()
+    (site / "effnet_tutorial").symlink_to(ROOT / "effnet_tutorial")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = tool("grade", "--course", course, timeout=1200, env=env)
     print(out.stdout)
     return course, source, out
 
