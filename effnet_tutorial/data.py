@@ -13,6 +13,7 @@ Digits" data set), shipped inside scikit-learn. CIFAR-10 (Krizhevsky 2009) comes
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DATASETS", "DEFAULT_IMAGE_SIZE", "DatasetUnavailableError", "ImageData", "RandAugment",
+__all__ = ["DATASETS", "DEFAULT_IMAGE_SIZE", "MAX_MIXUP_ALPHA", "DatasetUnavailableError", "ImageData",
+           "RandAugment",
            "channel_stats", "load_cifar10", "load_dataset", "load_digits", "mixup", "normalize",
            "parse_classes", "preprocess", "resize"]
 
@@ -30,6 +32,11 @@ DATASETS = ("digits", "cifar10")
 #: Training image size when none is asked for: digits' 8x8 pixels upsampled 4 times,
 #: CIFAR-10 at its own 32x32.
 DEFAULT_IMAGE_SIZE = {"digits": 32, "cifar10": 32}
+#: The largest mixup alpha :func:`mixup` accepts. lambda ~ Beta(alpha, alpha) has the standard
+#: deviation 1 / (2 sqrt(2 alpha + 1)), 0.011 at alpha = 1000: every batch is already an even
+#: blend, so larger values change nothing (and near the float limit the Beta sampler of the
+#: standard library never returns).
+MAX_MIXUP_ALPHA = 1000.0
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -106,24 +113,40 @@ def parse_classes(text: str | Sequence[int] | None,
     """
     if text is None:
         return None
+    labels = f"labels run from 0 to {num_classes - 1}"
     if isinstance(text, str):
         values: list[int] = []
         for part in text.replace(" ", "").split(","):
             lo, sep, hi = part.partition("-")
-            if not (lo.isdigit() and (not sep or hi.isdigit())):
-                raise ValueError(f"cannot read classes {text!r}: expected a range like '0-4' or a "
-                                 "list like '5,7,9'")
+            if not (lo.isascii() and lo.isdigit() and (not sep or (hi.isascii() and hi.isdigit()))):
+                raise ValueError(f"cannot read classes {_short(text)}: expected a range like '0-4' "
+                                 "or a list like '5,7,9'")
+            # Bounds first, on the digits: a range is expanded only once it is known to be small.
+            for end in (lo, hi) if sep else (lo,):
+                if len(end.lstrip("0")) > len(str(num_classes)) or int(end) >= num_classes:
+                    raise ValueError(f"class {_short(end, 12, quote=False)} in {_short(text)} does "
+                                     f"not exist: {labels}")
+            if sep and int(lo) > int(hi):
+                raise ValueError(f"classes {part!r}: a range goes from the smaller label to the "
+                                 f"larger, e.g. '{hi}-{lo}'")
             values += range(int(lo), int(hi) + 1) if sep else [int(lo)]
     else:
         values = list(text)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"classes must be ints, got {text!r}")
+        raise ValueError(f"classes must be ints, got {_short(text)}")
     if len(set(values)) != len(values) or len(values) < 2:
-        raise ValueError(f"classes must name at least two different labels, got {text!r}")
+        raise ValueError(f"classes must name at least two different labels, got {_short(text)}")
     bad = [v for v in values if not 0 <= v < num_classes]
     if bad:
-        raise ValueError(f"classes {bad} do not exist: labels run from 0 to {num_classes - 1}")
+        shown = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(f"classes {shown} do not exist: {labels}")
     return tuple(values)
+
+
+def _short(value, limit: int = 40, quote: bool = True) -> str:
+    """repr of ``value`` (or its str), cut to ``limit`` characters: messages stay short."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _select(images, labels, names, classes):
@@ -236,14 +259,23 @@ def load_dataset(name: str, **kwargs) -> tuple[ImageData, ImageData]:
 
 def channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of the pixels in [0, 1], for normalisation
-    (computed from the training split, never from validation).
+    (computed from the training split, never from validation), rounded to 4 decimals (a
+    standard deviation below 0.00005 to 4 significant digits, never to 0). A constant
+    channel (standard deviation 0) raises ValueError naming it.
 
     Shape: ImageData (N, C, H, W) -> (C means, C stds).
     """
     x = data.images.double() / 255                     # (N, C, H, W)
     mean = x.mean(dim=(0, 2, 3))
     std = x.std(dim=(0, 2, 3))
-    return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)
+    for c, (m, s) in enumerate(zip(mean.tolist(), std.tolist())):
+        if not s > 0:
+            raise ValueError(f"channel {c} of the {data.name or 'training'} images is constant "
+                             f"(every pixel {m:.4g}): its standard deviation is 0, so it cannot be "
+                             "normalised; drop the channel or give mean and std yourself")
+    # 4 decimals, as printed; a tiny std keeps 4 significant digits instead of rounding to 0.
+    return (tuple(round(float(m), 4) for m in mean),
+            tuple(round(s, 4) if round(s, 4) > 0 else float(f"{s:.4g}") for s in std.tolist()))
 
 
 def preprocess(images: torch.Tensor, image_size: int, mean: Sequence[float],
@@ -274,7 +306,13 @@ def resize(x: torch.Tensor, image_size: int, mode: str = "bilinear") -> torch.Te
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``(x - mean) / std`` per channel. Shape: (B, C, H, W) -> same."""
+    """``(x - mean) / std`` per channel; every std must be a positive number.
+
+    Shape: (B, C, H, W) -> same."""
+    for c, s in enumerate(std):
+        if not float(s) > 0 or not math.isfinite(float(s)):
+            raise ValueError(f"std of channel {c} must be a positive finite number (it divides the "
+                             f"pixels), got {float(s)!r}")
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s
@@ -375,11 +413,16 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gener
     :math:`\tilde x = \lambda x + (1 - \lambda) x_\pi`, :math:`\lambda \sim \text{Beta}(\alpha,
     \alpha)`, one :math:`\lambda` per batch; the loss is
     :math:`\lambda\,\ell(\tilde x, y) + (1 - \lambda)\,\ell(\tilde x, y_\pi)`.
-    ``alpha == 0`` returns the batch unchanged with :math:`\lambda = 1`.
+    ``alpha == 0`` returns the batch unchanged with :math:`\lambda = 1`. ``alpha`` must be a
+    number from 0 to :data:`MAX_MIXUP_ALPHA`.
 
     Shape: (B, ...), (B,) -> (mixed (B, ...), y (B,), y_pi (B,), lambda float).
     """
-    if alpha <= 0:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (
+            0 <= alpha <= MAX_MIXUP_ALPHA):
+        raise ValueError(f"mixup alpha must be a number from 0 (off) to {MAX_MIXUP_ALPHA:g} (beyond "
+                         f"it every batch is an even blend), got {alpha!r}")
+    if alpha == 0:
         return x, y, y, 1.0
     # The standard library's Beta sampler, seeded from the generator: the same draw on every device.
     seed = int(torch.randint(2 ** 31, (1,), generator=generator))

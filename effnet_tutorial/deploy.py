@@ -527,6 +527,9 @@ def export_onnx(model: nn.Module, path, image_size, dynamic_batch: bool = True, 
         raise TypeError(f"path must be a str or os.PathLike (e.g. 'b0.onnx'), "
                         f"got {type(path).__name__}")
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {str(path)!r}: it is a directory; give a file "
+                                f"name, e.g. {str(path / 'model.onnx')!r}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {str(path)!r}: the folder "
                                 f"{str(path.parent)!r} does not exist")

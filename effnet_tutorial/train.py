@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +46,7 @@ from .config import MODEL_NAMES, ModelConfig, get_model_config
 from .data import (
     DATASETS,
     DEFAULT_IMAGE_SIZE,
+    MAX_MIXUP_ALPHA,
     DatasetUnavailableError,
     ImageData,
     RandAugment,
@@ -62,6 +65,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "MODEL_SPEC_KEYS",
     "DistInfo",
+    "NonFiniteLossError",
+    "RunFileError",
     "build_model",
     "epoch_plan",
     "evaluate",
@@ -100,7 +105,8 @@ def parse_model_spec(spec: str) -> ModelConfig:
     A published name (``efficientnet-b0`` ... ``efficientnetv2-xl``), optionally followed
     by ``:`` and comma-separated ``key=value`` pairs: ``width`` and ``depth`` (the
     compound-scaling coefficients of EfficientNet §3.3, applied to the name's base table),
-    ``dropout`` and ``drop_path``.
+    ``dropout``, ``drop_path`` and ``bn_momentum``. Each key may be given once, and every
+    value must be a finite number.
 
     Shape: str -> ModelConfig.
     """
@@ -116,10 +122,15 @@ def parse_model_spec(spec: str) -> ModelConfig:
         if not eq or key not in MODEL_SPEC_KEYS:
             raise ValueError(f"cannot read {item!r} in model {spec!r}: expected key=value with key "
                              f"one of {', '.join(MODEL_SPEC_KEYS)} (e.g. {DEFAULT_MODEL!r})")
+        if MODEL_SPEC_KEYS[key] in changes:
+            raise ValueError(f"model {spec!r}: {key} is given twice; give each key once")
         try:
-            changes[MODEL_SPEC_KEYS[key]] = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"model {spec!r}: {key} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"model {spec!r}: {key} must be a finite number, got {value.strip()!r}")
+        changes[MODEL_SPEC_KEYS[key]] = number
     return config.with_options(**changes)
 
 
@@ -351,6 +362,19 @@ def _as_is(batch):
     return batch
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: training diverged (usually a learning
+    rate that is too high). Raised by :func:`fit` at the first such step; ``epoch``,
+    ``step`` (1-based), ``loss`` (the epoch's mean loss up to that step) and ``lr`` (the
+    learning rate after it) say where."""
+
+    def __init__(self, epoch: int, step: int, loss: float, lr: float):
+        self.epoch, self.step, self.loss, self.lr = epoch, step, loss, lr
+        super().__init__(f"the training loss became {loss} at epoch {epoch}, step {step}: "
+                         f"training diverged (learning rate {lr:g} after that step); lower the "
+                         "learning rate")
+
+
 def train_epoch(model, loader, row, opt, sched, scaler, criterion, mean, std,
                 device, amp, channels_last, gen, on_step=None):
     """One epoch at the image size and strengths of ``row`` (a plan row:
@@ -392,14 +416,18 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
         dist_info: DistInfo = DistInfo(), progress: bool = True,
         log: Callable[[str], None] | None = print,
         on_epoch: Callable[[list[dict]], None] | None = None,
-        rank_dump: str | os.PathLike | None = None) -> list[dict]:
+        rank_dump: str | os.PathLike | None = None,
+        eval_batch_size: int | None = None) -> list[dict]:
     """Train ``model`` on ``train_set`` for ``len(plan)`` epochs; return one record per epoch.
 
     ``plan`` (from :func:`epoch_plan`) gives each epoch's image size, RandAugment magnitude,
     mixup alpha and dropout. SGD with Nesterov momentum 0.9 at peak rate ``lr`` (already
     scaled to the global batch), linear warm-up for ``warmup_epochs``, cosine decay, label
     smoothing 0.1 (as tensorflow/tpu's EfficientNet ``main.py``) and a small weight decay.
-    Validation after every epoch at ``eval_image_size`` (default: the last epoch's size).
+    Validation after every epoch at ``eval_image_size`` (default: the last epoch's size),
+    in batches of ``eval_batch_size`` images (default: twice ``batch_size``; without
+    gradients an image needs far less memory than in training, so validation fits wherever
+    training does). A NaN or infinite loss stops training with :class:`NonFiniteLossError`.
     Under torchrun, wrap nothing yourself: ``fit`` wraps ``model`` in
     DistributedDataParallel when ``dist_info.world_size > 1``. ``amp`` and
     ``channels_last`` default to on for CUDA, off otherwise.
@@ -418,6 +446,10 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
     if amp and not cuda:
         raise ValueError("mixed precision (amp) is used on CUDA only; pass amp=False on a CPU")
     eval_image_size = eval_image_size or plan[-1]["image_size"]
+    if eval_batch_size is None:
+        eval_batch_size = 2 * batch_size
+    if isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int) or eval_batch_size < 1:
+        raise ValueError(f"eval_batch_size must be a positive int, got {eval_batch_size!r}")
     rank_gen = torch.Generator().manual_seed(seed * 1000 + dist_info.rank)   # augmentation draws
 
     if dist_info.distributed:
@@ -476,20 +508,35 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
         if show:
             bar.set_description(f"epoch {row['epoch']}/{len(plan)}, {size} px")
 
+        steps_done = 0
+
         def on_step(mean_loss):
+            nonlocal steps_done
+            steps_done += 1
+            if not math.isfinite(mean_loss):   # NaN weights from here on: nothing to learn
+                raise NonFiniteLossError(row["epoch"], steps_done, mean_loss,
+                                         optimizer.param_groups[0]["lr"])
             if show:
                 bar.update(1)
                 bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
 
-        loss_sum, steps = train_epoch(
-            model, loader, row, optimizer, scheduler, scaler, criterion, mean, std,
-            device, amp, channels_last, rank_gen, on_step)
+        try:
+            loss_sum, steps = train_epoch(
+                model, loader, row, optimizer, scheduler, scaler, criterion, mean, std,
+                device, amp, channels_last, rank_gen, on_step)
+        except NonFiniteLossError:
+            if show:
+                bar.close()
+            if channels_last:
+                core.to(memory_format=torch.contiguous_format)
+            raise
         loss_sum, steps = _all_reduce_sum([loss_sum, steps], device, dist_info)
         _broadcast_buffers(core, dist_info)
-        accuracy = evaluate(core, val_set, eval_image_size, mean, std, device, dist_info)
+        accuracy = evaluate(core, val_set, eval_image_size, mean, std, device, dist_info,
+                            eval_batch_size)
         # Progressive stages train smaller: how good is the model at its own training size?
         at_size = accuracy if size == eval_image_size else evaluate(
-            core, val_set, size, mean, std, device, dist_info)
+            core, val_set, size, mean, std, device, dist_info, eval_batch_size)
         record = {"epoch": row["epoch"], "train_loss": loss_sum / steps, "val_accuracy": accuracy,
                   "val_accuracy_at_train_size": at_size, "seconds": time.perf_counter() - start,
                   **{k: row[k] for k in ("stage", "image_size", "randaug_magnitude", "mixup_alpha",
@@ -507,8 +554,9 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
     if show:
         bar.close()
     if rank_dump is not None:
-        torch.save({"state_dict": {k: v.detach().cpu() for k, v in core.state_dict().items()},
-                    "epoch1_indices": torch.tensor(first_epoch_indices)}, rank_dump)
+        _save_atomic(rank_dump, lambda f: torch.save(
+            {"state_dict": {k: v.detach().cpu() for k, v in core.state_dict().items()},
+             "epoch1_indices": torch.tensor(first_epoch_indices)}, f))
     if channels_last:
         core.to(memory_format=torch.contiguous_format)
     return history
@@ -517,24 +565,137 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
 # --------------------------------------------------------------------------------------
 # Runs on disk
 # --------------------------------------------------------------------------------------
-def load_run(output_dir: str | os.PathLike, device="cpu") -> tuple[EfficientNet, dict]:
-    """The model and the metrics of a run written by ``python -m effnet_tutorial.train``.
+#: The files of a run in its --output folder: the weights, the metrics (written last, when
+#: the run has finished), and the metrics of a run in progress (after every epoch).
+RUN_FILES = ("model.pt", "metrics.json", "metrics.partial.json")
 
-    Rebuilds the model from ``metrics.json`` (model spec, classes, input channels) and
-    loads ``model.pt`` with ``weights_only=True``.
 
-    Shape: directory -> (EfficientNet in eval mode, metrics dict).
-    """
+class RunFileError(ValueError):
+    """A run's ``model.pt`` or ``metrics.json`` cannot be used (damaged, truncated, not
+    written by ``python -m effnet_tutorial.train``, or from different runs); says which."""
+
+
+def _save_atomic(path: str | os.PathLike, write: Callable) -> None:
+    """``write(file)`` into a temporary file next to ``path``, then rename it to ``path``:
+    an interruption leaves the old file or the new one, never a part of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"   # NaN is not JSON
+    _save_atomic(path, lambda f: f.write(text.encode()))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_RUN = "python -m effnet_tutorial.train"
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunFileError(f"{path} is damaged or truncated: not valid JSON ({exc.msg} at line "
+                           f"{exc.lineno}, column {exc.colno}); expected the metrics.json that "
+                           f"{_RUN} writes") from None
+    except UnicodeDecodeError:
+        raise RunFileError(f"{path} is not a text file; expected the metrics.json that {_RUN} "
+                           "writes") from None
+    need = {"model": str, "classes": list, "in_channels": int}
+    if not isinstance(metrics, dict) or any(not isinstance(metrics.get(k), t) for k, t in need.items()):
+        raise RunFileError(f"{path} does not describe a run: expected a JSON object with "
+                           f"{', '.join(need)}, as {_RUN} writes")
+    return metrics
+
+
+def _read_state_dict(path: Path, device="cpu") -> dict:
+    expected = f"expected the state dict (a dict of tensors) that {_RUN} saves"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises weights_only=False, which could run the file's code.
+        raise RunFileError(f"{path} holds Python objects other than tensors; they are not loaded, "
+                           f"since unpickling them could run arbitrary code. {expected}") from None
+    except Exception:   # a truncated zip archive, a file of another format, ...
+        raise RunFileError(f"{path} cannot be read: it is truncated, damaged or not a file "
+                           f"written by torch.save; {expected}") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise RunFileError(f"{path} holds a {type(state).__name__} that is not a state dict; "
+                           f"{expected}")
+    return state
+
+
+def _read_run(output_dir: str | os.PathLike, device="cpu") -> tuple[dict, dict]:
+    """(metrics, state dict) of a finished run, each checked; errors name the file."""
     out = Path(output_dir)
     metrics_file, weights_file = out / "metrics.json", out / "model.pt"
     for f in (metrics_file, weights_file):
         if not f.is_file():
+            unfinished = (" (it holds the metrics.partial.json of a run that did not finish)"
+                          if (out / "metrics.partial.json").is_file() else "")
             raise FileNotFoundError(f"{f} does not exist: {out} must be the --output directory of "
-                                    "a finished run of python -m effnet_tutorial.train")
-    metrics = json.loads(metrics_file.read_text())
-    model = build_model(metrics["model"], len(metrics["classes"]), metrics["in_channels"])
-    model.load_state_dict(torch.load(weights_file, map_location=device, weights_only=True))
+                                    f"a finished run of {_RUN}{unfinished}")
+    metrics = _read_metrics(metrics_file)
+    state = _read_state_dict(weights_file, device)
+    digest = metrics.get("model_sha256")
+    if digest is not None and _sha256(weights_file) != digest:
+        raise RunFileError(f"{weights_file} is not the model.pt of the run that {metrics_file} "
+                           "describes (its SHA-256 differs from the one recorded there): the "
+                           "folder mixes two runs, or the file was changed")
+    return metrics, state
+
+
+def load_run(output_dir: str | os.PathLike, device="cpu") -> tuple[EfficientNet, dict]:
+    """The model and the metrics of a run written by ``python -m effnet_tutorial.train``.
+
+    Rebuilds the model from ``metrics.json`` (model spec, classes, input channels) and
+    loads ``model.pt`` with ``weights_only=True``, after checking that it is the file the
+    metrics were written with (its SHA-256). A missing file raises FileNotFoundError; a
+    damaged one, or weights of another run, :class:`RunFileError` naming the file.
+
+    Shape: directory -> (EfficientNet in eval mode, metrics dict).
+    """
+    metrics, state = _read_run(output_dir, device)
+    metrics_file, weights_file = Path(output_dir) / "metrics.json", Path(output_dir) / "model.pt"
+    try:
+        model = build_model(metrics["model"], len(metrics["classes"]), metrics["in_channels"])
+    except (ValueError, TypeError) as exc:
+        raise RunFileError(f"{metrics_file}: cannot build its model: {exc}") from None
+    _check_fits(model, state, f"{weights_file} does not fit the model of {metrics_file} "
+                              f"({metrics['model']}, {len(metrics['classes'])} classes)")
+    model.load_state_dict(state)
     return model.to(device).eval(), metrics
+
+
+def _check_fits(model: nn.Module, state: dict, what: str, skip: str | None = None) -> None:
+    """Raise RunFileError(what: ...) unless ``state`` has exactly the model's keys and shapes
+    (keys starting with ``skip`` may be missing)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not (skip and k.startswith(skip))]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {list(state[k].shape)} instead of {list(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{name} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                 for name, keys in (("missing", missing), ("unexpected", unexpected),
+                                    ("shapes", wrong)) if keys]
+        raise RunFileError(f"{what}: {'; '.join(parts)}")
 
 
 # --------------------------------------------------------------------------------------
@@ -582,7 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, required=True)
     p.add_argument("--batch-size", type=_positive_int, required=True,
                    help="images per process and step; the global batch is this times the processes")
-    p.add_argument("--output", required=True, help="directory for model.pt and metrics.json")
+    p.add_argument("--output", required=True, help="directory for model.pt and metrics.json; "
+                   "one that already holds a run is refused unless --overwrite is given")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run that --output holds (its files are replaced only once "
+                        "this run has finished)")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a name ({MODEL_NAMES[0]} ... {MODEL_NAMES[-1]}) with optional "
                         f"key=value changes after ':' ({', '.join(MODEL_SPEC_KEYS)}); "
@@ -600,10 +765,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training image size (the last stage's when progressive); default 32")
     p.add_argument("--eval-image-size", type=_positive_int, default=None,
                    help="validation image size (default: --image-size)")
+    p.add_argument("--eval-batch-size", type=_positive_int, default=None,
+                   help="validation images per batch (default: twice --batch-size)")
     p.add_argument("--magnitude", type=_non_negative_float, default=0.0,
                    help="RandAugment magnitude on the official scale, 0-10 (torchvision's "
                         "bin 3 x magnitude); default 0")
-    p.add_argument("--mixup", type=_non_negative_float, default=0.0, help="mixup alpha (0: off)")
+    p.add_argument("--mixup", type=_non_negative_float, default=0.0,
+                   help=f"mixup alpha, 0 to {MAX_MIXUP_ALPHA:g} (0: off)")
     p.add_argument("--dropout", type=_non_negative_float, default=None,
                    help="dropout before the classifier (default: the model's)")
     p.add_argument("--progressive", type=int, default=0, metavar="STAGES",
@@ -651,6 +819,9 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
         p.error(f"--magnitude must be in [0, {RandAugment.MAX_LEVEL}] and at least "
                 f"--min-magnitude, got "
                 f"{args.min_magnitude} and {args.magnitude}")
+    if args.mixup > MAX_MIXUP_ALPHA:
+        p.error(f"--mixup must be in [0, {MAX_MIXUP_ALPHA:g}], got {args.mixup:g}: beyond "
+                f"{MAX_MIXUP_ALPHA:g} every batch is an even blend (see effnet_tutorial.data.mixup)")
     if args.batch_size < 2:
         p.error("--batch-size must be at least 2: BatchNorm needs two images per step")
     args.image_size = args.image_size or DEFAULT_IMAGE_SIZE[args.data]
@@ -674,32 +845,53 @@ def _check_args(p: argparse.ArgumentParser, args) -> None:
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if args.amp and not cuda:
         p.error("--amp (mixed precision) needs a CUDA device")
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        p.error(f"--output {out} exists and is not a directory")
+    _check_output(p, args)
+    args._init_run = None
     if args.init is not None:
         for f in ("model.pt", "metrics.json"):
             if not (Path(args.init) / f).is_file():
                 p.error(f"--init {args.init}: no {f} there; expected the --output directory of an "
                         "earlier run")
+        try:
+            args._init_run = _read_run(args.init)
+        except (RunFileError, OSError) as exc:
+            p.error(f"--init {args.init}: {exc}")
+        if args._init_run[0]["model"] != args.model:
+            p.error(f"--init {args.init} holds a {args._init_run[0]['model']} but --model is "
+                    f"{args.model}")
+
+
+def _check_output(p: argparse.ArgumentParser, args) -> None:
+    """--output: a folder that can be made, that holds no run unless --overwrite."""
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        p.error(f"--output {out} exists and is not a directory")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        p.error(f"--output {out}: {existing} is a file, so no folder can be made inside it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        p.error(f"--output {out}: {existing} is not writable")
+    held = [f for f in RUN_FILES if (out / f).exists()]
+    if held and not args.overwrite:
+        p.error(f"--output {out} already holds a run ({', '.join(held)}); choose another folder, "
+                "or pass --overwrite to replace it (its files stay until the new run has finished)")
 
 
 def _initial_model(args, train: ImageData) -> EfficientNet:
     model = build_model(args.model_config, train.num_classes, train.in_channels,
                         memory_efficient_swish=args.swish == "efficient")
-    if args.init is None:
+    if args._init_run is None:
         return model
-    source, meta = load_run(args.init)
-    if meta["model"] != args.model:
-        raise ValueError(f"--init {args.init} holds a {meta['model']} but --model is {args.model}")
-    state = source.state_dict()
-    if list(meta["classes"]) != list(train.classes):
+    meta, state = args._init_run
+    new_task = list(meta["classes"]) != list(train.classes)
+    if new_task:
         # A new task: the old head's rows belong to the old classes; a new head, the rest kept.
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("classifier.") for k in missing):
-        raise ValueError(f"--init {args.init} does not fit the model: missing {missing}, "
-                         f"unexpected {unexpected}")
+    _check_fits(model, state, f"--init {args.init} does not fit the model",
+                skip="classifier." if new_task else None)
+    model.load_state_dict(state, strict=not new_task)
     return model
 
 
@@ -744,8 +936,8 @@ def _run(parser, args, dist_info: DistInfo, device: torch.device) -> int:
             torch.distributed.barrier()
     except DatasetUnavailableError as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
-    mean, std = channel_stats(train)
     try:
+        mean, std = channel_stats(train)
         model = _initial_model(args, train)
         plan = epoch_plan(args.epochs, args.image_size, args.magnitude, args.mixup, args.dropout,
                           args.progressive, args.min_image_size, args.min_magnitude,
@@ -769,11 +961,14 @@ def _run(parser, args, dist_info: DistInfo, device: torch.device) -> int:
                "mean": list(mean), "std": list(std), "global_batch_size": global_batch, "lr": lr,
                "eval_image_size": args.eval_image_size or args.image_size,
                "args": {k: v for k, v in vars(args).items()
-                        if k not in ("model_config", "class_list")}}
+                        if k not in ("model_config", "class_list") and not k.startswith("_")}}
+    # While the run goes on, its metrics go to metrics.partial.json after every epoch; a run
+    # that --output already held (with --overwrite) stays whole until this one has finished.
+    partial = out / "metrics.partial.json"
 
-    def save_metrics(history):
+    def save_metrics(history, status="running"):
         metrics["epochs"] = history
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        _write_json(partial, {**metrics, "status": status})
 
     try:
         fit(model, train, val, plan, batch_size=args.batch_size, lr=lr, mean=mean, std=std,
@@ -781,14 +976,47 @@ def _run(parser, args, dist_info: DistInfo, device: torch.device) -> int:
             label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs, device=device,
             amp=args.amp, channels_last=args.channels_last, seed=args.seed, dist_info=dist_info,
             progress=not args.no_progress, on_epoch=save_metrics,
-            rank_dump=out / f"rank{dist_info.rank}.pt" if args.debug_rank_dumps else None)
+            rank_dump=out / f"rank{dist_info.rank}.pt" if args.debug_rank_dumps else None,
+            eval_batch_size=args.eval_batch_size)
+    except NonFiniteLossError as exc:
+        message = (f"the training loss became {exc.loss} at epoch {exc.epoch}, step {exc.step}: "
+                   f"training diverged, so no model.pt was written. Try a lower --lr (this run: "
+                   f"{args.lr:g} per {LR_REFERENCE_BATCH} images), e.g. --lr {args.lr / 10:g}")
+        if dist_info.is_main:
+            save_metrics(metrics["epochs"], f"stopped: {message}")
+        parser.exit(1, f"{parser.prog}: error: {message}\n")
     except ValueError as exc:
         parser.error(str(exc))
+    except KeyboardInterrupt:
+        if dist_info.is_main:
+            save_metrics(metrics["epochs"], "interrupted")
+        raise
     if dist_info.is_main:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save(state, out / "model.pt")
+        _finish_run(out, model, metrics)
         print(f"wrote {out / 'model.pt'} and {out / 'metrics.json'}", flush=True)
     return 0
+
+
+def _finish_run(out: Path, model: nn.Module, metrics: dict) -> None:
+    """Write model.pt and metrics.json so that the folder never mixes two runs: the weights
+    go to a temporary file first; the old metrics.json (a run being replaced) is removed
+    before the new model.pt takes its place; metrics.json, with the new model's SHA-256, comes
+    last. At every moment the folder holds one whole run, or weights without metrics (which
+    :func:`load_run` refuses)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    weights, tmp = out / "model.pt", out / f".model.pt.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        metrics["model_sha256"] = _sha256(tmp)
+        (out / "metrics.json").unlink(missing_ok=True)
+        os.replace(tmp, weights)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_json(out / "metrics.json", metrics)
+    (out / "metrics.partial.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

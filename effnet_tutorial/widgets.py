@@ -266,18 +266,38 @@ def build_and_trace(config: ModelConfig, input_size: Sequence[int] | None = None
 # --------------------------------------------------------------------------------------
 # The widget
 # --------------------------------------------------------------------------------------
+def _check_start(phi, alpha, beta, gamma, table) -> None:
+    """The widget's starting values: what :func:`~effnet_tutorial.explore.explore` accepts
+    (the same errors), and on the sliders' grid, which the widget cannot leave (a slider
+    would silently show another value)."""
+    explore(phi, alpha, beta, gamma, table)
+    for name, value in (("phi", phi), ("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        s = SLIDERS[name]
+        value = float(value)
+        if not s.start - 1e-9 <= value <= s.stop + 1e-9:
+            raise ValueError(f"{s.label} = {value:g} is outside this widget's slider, {s.start:g} to "
+                             f"{s.stop:g}; explore({name}={value:g}, ...) gives the numbers there")
+        if abs(s.snap(value) - value) > 1e-9:
+            raise ValueError(f"{s.label} = {value:g} is not on this widget's slider, which moves in steps "
+                             f"of {s.step:g} from {s.start:g} to {s.stop:g} (nearest: "
+                             f"{s.snap(value):g}); explore() takes any value in range")
+
+
 class ScalingExplorer(widgets.VBox):
     """Sliders for φ, α, β, γ, a switch between the official table and the pure formula,
     the numbers with the per-stage table, the plot, and a "build and trace" button.
 
     Every change calls :meth:`update`, which refreshes the numbers and the plot;
-    ``last_update_seconds`` holds how long that took.
+    ``last_update_seconds`` holds how long that took. Starting values that
+    :func:`~effnet_tutorial.explore.explore` refuses, or that are off the sliders, raise
+    ValueError (or TypeError) instead of being moved to the nearest slider position.
 
     Shape: controls -> explore(...) -> panel + plot.
     """
 
     def __init__(self, phi: float = 1.0, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
                  table: str = "formula", build_limit_bytes: int = BUILD_MEMORY_LIMIT):
+        _check_start(phi, alpha, beta, gamma, table)
         self.sliders = {}
         for name, value in (("phi", phi), ("alpha", alpha), ("beta", beta), ("gamma", gamma)):
             s = SLIDERS[name]
@@ -376,7 +396,8 @@ class ScalingExplorer(widgets.VBox):
 def scaling_explorer(phi: float = 1.0, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
                      table: str = "formula") -> ScalingExplorer:
     """The φ explorer widget (display it as a cell's last expression). Starts at the
-    paper's α = 1.2, β = 1.1, γ = 1.15 (EfficientNet §3.3).
+    paper's α = 1.2, β = 1.1, γ = 1.15 (EfficientNet §3.3). Bad starting values raise the
+    error :func:`~effnet_tutorial.explore.explore` gives, or one naming the slider's range.
 
     Shape: -> ScalingExplorer (an ipywidgets VBox).
     """

@@ -471,6 +471,19 @@ def _assignment_cases():
 
     b0_macs = measured(1.0, 1.0, 224)
     mb, fu = block_params(48, 4, 3)
+
+    def mb_params(c, e, k):
+        return block_params(c, e, k)[0]
+
+    def fu_params(c, e, k):
+        return block_params(c, e, k)[1]
+
+    def mb_macs(c, n, e, k):
+        return block_macs(c, n, e, k)[0]
+
+    def fu_macs(c, n, e, k):
+        return block_macs(c, n, e, k)[1]
+
     mb_no_bn = 48 * 4 * 48 + 9 * 4 * 48 + 4 * 48 * 48
     classes = [None, "MBConv", MBConv(40, 80, 3, 2, 6), DoubleMBConv]
 
@@ -587,12 +600,57 @@ def _assignment_cases():
             ],
         ),
         asg.check_block_params: dict(
-            ref=[(mb, fu), (*block_params(64, 6, 5), 64, 6, 5)],
+            ref=[(mb_params, fu_params), (mb_params, fu_params, 64, 6, 5)],
             wrong=[
-                ((mb_no_bn, fu), "BatchNorm's two parameters"),
-                ((mb, fu + 4 * 48 + 48), "the convs have no bias"),
+                ((lambda c, e, k: mb_no_bn, fu_params), "BatchNorm's two parameters"),
+                ((mb_params, lambda c, e, k: fu + 4 * 48 + 48), "the convs have no bias"),
             ],  # + a bias per output channel
-            types=[(None, None), ("21024", "92640"), (DOUBLE * mb, DOUBLE * fu)],
+            types=[
+                (None, None),
+                (mb, fu),  # the values, not the functions
+                ("mbconv_params", "fused_params"),
+                (lambda c, e, k: str(mb), fu_params),
+                (lambda c, e, k: DOUBLE * mb, fu_params),
+            ],
+        ),
+        asg.check_block_macs: dict(
+            ref=[(mb_macs, fu_macs), (mb_macs, fu_macs, 64, 28, 6, 5)],
+            wrong=[
+                ((lambda c, n, e, k: mb_macs(c, n, e, k) - k * k * e * c * n * n, fu_macs),
+                 "kxk depthwise on eC"),
+                ((mb_macs, mb_macs), "kxk regular conv C -> eC"),
+            ],
+            types=[(None, None), (*block_macs(48, 56, 4, 3),), ("mb", "fu"),
+                   (lambda c, n, e, k: DOUBLE, fu_macs)],
+        ),
+        asg.check_stride2_function: dict(
+            ref=[(b0_stride2_paddings,), (b0_stride2_paddings, 255)],
+            wrong=[
+                ((lambda n: [(k_ // 2, k_ // 2) for k_ in (3, 3, 5, 3, 5)],),
+                 "TF puts the odd pixel after"),
+                ((lambda n: b0_stride2_paddings(n)[:4],), "there are 5 stride-2 layers"),
+            ],
+            types=[(None,), (b0_stride2_paddings(240),), ("stride2_paddings",),
+                   (lambda n: torch.zeros(5, dtype=torch.float64),)],
+        ),
+        asg.check_b4_stage6_functions: dict(
+            ref=[(ref_round_filters, ref_round_repeats)],
+            wrong=[
+                ((lambda c, w, divisor=8: int(c * w) // 8 * 8, ref_round_repeats),
+                 "nearest multiple of 8"),
+                ((ref_round_filters, lambda n, d: int(n * d)), "rounds up"),
+            ],
+            types=[(None, None), (160, 6), (ref_round_filters, "round_repeats"),
+                   (lambda c, w, divisor=8: "160", ref_round_repeats)],
+        ),
+        asg.check_b3_from_factor: dict(
+            ref=[(lambda d, w, r: d * w**2 * (r / 224) ** 2,)],
+            wrong=[
+                (((lambda d, w, r: d * w * r / 224),), "enter squared"),
+                (((lambda d, w, r: 1.0),), "B3 is width 1.2, depth 1.4, resolution 300"),
+            ],
+            types=[(None,), (1.8e9,), ("predicted_factor",), (lambda d, w, r: "big",),
+                   (lambda d, w, r: DOUBLE,)],
         ),
         asg.check_fused_b0: dict(
             ref=[(fused_b0,), (fused_b0, (2, 3, 4, 5, 6))],
@@ -678,6 +736,56 @@ def test_a_learner_function_that_raises_gets_a_verdict():
         asg.check_round_repeats,
         asg.check_predicted_factor,
         asg.check_fused_b0,
+        asg.check_stride2_function,
+        asg.check_b3_from_factor,
     ):
         verdict, out = run(checker, broken)
         assert verdict is False and "KeyError" in out and "Hint:" in out, out
+
+
+def _undefined_name(*args):
+    return not_defined_anywhere  # noqa: F821 (the learner's typo)
+
+
+def _recursive(*args):
+    return _recursive(*args)
+
+
+@pytest.mark.parametrize("fn, error", [(_undefined_name, "NameError"), (_recursive, "RecursionError")])
+def test_learner_functions_that_crash_get_a_verdict_from_every_function_checker(fn, error):
+    """The checkers that the assignments' test cells hand the learner's functions to."""
+    for checker, args in (
+        (asg.check_stride2_function, (fn,)),
+        (asg.check_b4_stage6_functions, (fn, ref_round_repeats)),
+        (asg.check_b4_stage6_functions, (ref_round_filters, fn)),
+        (asg.check_b3_from_factor, (fn,)),
+        (asg.check_block_macs, (fn, fn)),
+        (asg.check_block_params, (fn, fn)),
+        (asg.show_choice, (1.0, 1.0, 224, fn, fn)),
+    ):
+        verdict, out = run(checker, *args)
+        assert verdict is False and f"raised {error}" in out and "Hint:" in out, out
+
+
+def test_every_call_in_an_assignment_test_cell_is_a_checker_call():
+    """A test cell hands the learner's functions and values to checkers; it never calls
+    them itself, where a crash would show a traceback instead of a verdict."""
+    import ast
+
+    for a in asg.ASSIGNMENTS:
+        for test in a.tests:
+            for code in filter(None, (test.source, test.hidden)):
+                calls = [node.func for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)]
+                assert calls, test.grade_id
+                for func in calls:
+                    assert isinstance(func, ast.Name) and func.id.startswith("check_"), (
+                        f"{a.id} / {test.grade_id} calls {ast.unparse(func)}(...) outside a checker")
+
+
+def test_show_choice_prints_the_prediction_and_the_measurement():
+    w3, d3, r3, _ = V1_COEFFICIENTS["efficientnet-b3"]
+    b0 = count_flops("efficientnet-b0")
+    verdict, out = run(asg.show_choice, d3, w3, r3, lambda d, w, r: 2.5, lambda d, w, r: 3 * b0)
+    assert verdict is True
+    assert out == f"d = {d3:.3f}, w = {w3:.3f}, r = {r3} predicted 2.500 x B0, measured 3.000 x B0 " \
+                  f"(budget: {asg.BUDGET:g} x B0)"

@@ -4,13 +4,15 @@
 them; then the released, unfilled notebooks score 0, the source solutions get every
 autograded point, known-wrong answers fail exactly their tests with the checker's hint in
 the feedback, malformed submissions are reported without a traceback, and the time limit
-stops a notebook that never ends. Offline, on the CPU; nbgrader runs the notebooks in
-kernels of this environment.
+stops a notebook that never ends. Submissions that try to change their own grading, or that
+crash or hang their kernel, are graded all the same, and the report says what happened.
+Offline, on the CPU; nbgrader runs the notebooks in kernels of this environment.
 """
 
 import csv
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -30,7 +32,7 @@ IDS = [a.id for a in ASSIGNMENTS]
 BY_ID = {a.id: a for a in ASSIGNMENTS}
 
 
-def tool(*args, timeout=1200):
+def tool(*args, timeout=1200, env=None):
     """Run tools/classroom.py as `make assignments` / `make grade` do."""
     return subprocess.run(
         [sys.executable, str(TOOL), *map(str, args)],
@@ -38,6 +40,7 @@ def tool(*args, timeout=1200):
         text=True,
         cwd=ROOT,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -320,3 +323,150 @@ def test_the_time_limit_stops_a_notebook_that_never_ends(tmp_path):
     assert page.count("CellTimeoutError") == 2   # the two cells that never finish
     assert "not run: grading stopped at the time limit" in page   # the cells after the limit
     assert all(s == 0 for s, _ in scores(course)[("looper", a)].values())
+
+
+# ======================================================================================
+# Submissions that try to change their grading, or crash or hang their kernel
+# ======================================================================================
+A2 = "a2_padding_rounding"
+HARD_CELL_LIMIT = 20  # s: the cell that swallows the interrupt costs this, plus iopub_timeout
+
+#: An effnet_tutorial package whose checkers always pass, handed in next to the notebook.
+FAKE_PACKAGE = {
+    "effnet_tutorial/__init__.py": "def __getattr__(name):\n    return lambda *a, **k: True\n",
+    "effnet_tutorial/config.py": "def __getattr__(name):\n    return {}\n",
+    "effnet_tutorial/exercises/__init__.py": "",
+    **{
+        f"effnet_tutorial/exercises/{m}.py": "def __getattr__(name):\n    return lambda *a, **k: True\n"
+        for m in ("assignments", "chapter01", "chapter04", "chapter05")
+    },
+}
+
+
+def prefixed(nb: dict, grade_id: str, code: str) -> dict:
+    """A copy of ``nb`` with ``code`` run at the start of cell ``grade_id``."""
+    nb = json.loads(json.dumps(nb))
+    cell = next(c for c in nb["cells"] if c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+    cell["source"] = code + "\n" + "".join(cell["source"])
+    return nb
+
+
+def cell_number(nb: dict, grade_id: str) -> int:
+    """The 1-based position of cell ``grade_id``, as the grading report counts."""
+    return 1 + [c["metadata"]["nbgrader"]["grade_id"] for c in nb["cells"]].index(grade_id)
+
+
+def outputs_of(course: Path, student: str, grade_id: str) -> list:
+    nb = load(course / "autograded" / student / A2 / f"{A2}.ipynb")
+    return next(c["outputs"] for c in nb["cells"] if c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+
+
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory):
+    """Assignment 2 graded for: a fake package next to a blank notebook (shadow), the same
+    with the folder put on sys.path by the notebook (path_hack), a solution cell that
+    swallows the time limit's interrupt (swallow), one that ends the kernel (dead), and
+    solutions that crash inside the test cells' calls (crasher)."""
+    course = new_course(tmp_path_factory.mktemp("hardened"), HARD_CELL_LIMIT, 300)
+    assert tool("generate", "--course", course, "--assignment", A2).returncode == 0
+    source = load(course / "source" / A2 / f"{A2}.ipynb")
+    blank = load(course / "release" / A2 / f"{A2}.ipynb")
+    hack = ("import os, sys\nsys.path.insert(0, os.getcwd())\n"
+            "for m in [m for m in sys.modules if m.split('.')[0] == 'effnet_tutorial']:\n"
+            "    del sys.modules[m]")
+    swallow = ("import time\nfor attempt in range(10**6):   # a retry loop\n    try:\n"
+               "        time.sleep(1000)\n    except:\n        pass")
+    crasher = edited(source, "stride2_paddings", "paddings.append(same_padding(size, k, s))",
+                     "paddings.append(same_paddin(size, k, s))")          # a NameError
+    crasher = edited(crasher, "round_repeats", "return int(math.ceil(depth_coefficient * repeats))",
+                     "return round_repeats(repeats, depth_coefficient)")  # a RecursionError
+    submissions = {
+        "shadow": blank,
+        "path_hack": prefixed(source, "same_padding", hack),
+        "swallow": prefixed(source, "round_filters", swallow),
+        "dead": prefixed(source, "round_repeats", "import os\nos._exit(1)"),
+        "crasher": crasher,
+    }
+    for student, nb in submissions.items():
+        submit(course, student, A2, nb)
+    for student in ("shadow", "path_hack"):
+        for rel, text in FAKE_PACKAGE.items():
+            path = course / "submitted" / student / A2 / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    # The kernels find this checkout's package as an installed one, in a folder named
+    # site-packages: IPython puts the working directory on sys.path just before the first
+    # such folder (a PYTHONPATH entry would come first and hide the shadowing).
+    site = course.parent / "site-packages"
+    site.mkdir()
+    (site / "effnet_tutorial").symlink_to(ROOT / "effnet_tutorial")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    out = tool("grade", "--course", course, timeout=1200, env=env)
+    print(out.stdout)
+    return course, source, out
+
+
+def test_a_package_handed_in_next_to_the_notebook_is_not_imported_and_is_flagged(hardened):
+    course, _, out = hardened
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and "Traceback" not in text
+    assert all(score == 0 for score, _ in scores(course)[("shadow", A2)].values())
+    assert f"graded: shadow / {A2}: 0/7 autograded" in out.stdout, out.stdout
+    assert (f"flagged: shadow / {A2}: Python code handed in next to the notebook: effnet_tutorial/ "
+            "(it would replace the course's package and its checkers)") in out.stdout
+
+
+def test_a_package_imported_from_the_submission_folder_scores_nothing(hardened):
+    """The notebook puts its own folder on sys.path: every test after that scores 0."""
+    course, _, out = hardened
+    assert all(score == 0 for score, _ in scores(course)[("path_hack", A2)].values())
+    assert f"graded: path_hack / {A2}: 0/7 autograded" in out.stdout, out.stdout
+    assert (f"flagged: path_hack / {A2}: cell 7 (test_same_padding): modules imported from the "
+            "submission's folder: effnet_tutorial/__init__.py") in out.stdout, out.stdout
+    enames = [o.get("ename") for o in outputs_of(course, "path_hack", "test_same_padding")]
+    assert "ShadowedImportError" in enames
+
+
+def test_a_cell_that_swallows_the_interrupt_fails_and_the_rest_is_graded(hardened):
+    course, source, out = hardened
+    got = scores(course)[("swallow", A2)]
+    assert got == {"test_same_padding": (2, 2), "test_stride2_paddings": (1, 1),
+                   "test_round_filters": (0, 2), "test_round_repeats": (0, 1),
+                   "test_b4_stage6": (0, 1)}, got
+    n = cell_number(source, "round_filters")
+    assert (f"graded: swallow / {A2}: 3/7 autograded; cell {n} (round_filters) did not stop at its "
+            "time limit, so its kernel was stopped; failed: test_round_filters, "
+            "test_round_repeats, test_b4_stage6") in out.stdout, out.stdout
+    page = feedback_text(course, "swallow", A2)
+    assert (f"CellTimeoutError: grading stopped cell {n} (round_filters) at its time limit "
+            f"({HARD_CELL_LIMIT} s), but its code did not stop when interrupted") in page
+    assert f"NotRunError: not run: cell {n} (round_filters) did not stop at its time limit" in page
+
+
+def test_a_kernel_that_dies_is_graded_up_to_that_cell(hardened):
+    course, source, out = hardened
+    got = scores(course)[("dead", A2)]
+    assert got == {"test_same_padding": (2, 2), "test_stride2_paddings": (1, 1),
+                   "test_round_filters": (2, 2), "test_round_repeats": (0, 1),
+                   "test_b4_stage6": (0, 1)}, got
+    n = cell_number(source, "round_repeats")
+    assert (f"graded: dead / {A2}: 5/7 autograded; the kernel died in cell {n} (round_repeats); "
+            "failed: test_round_repeats, test_b4_stage6") in out.stdout, out.stdout
+    page = feedback_text(course, "dead", A2)
+    assert f"DeadKernelError: the kernel died in cell {n} (round_repeats)" in page
+    assert f"NotRunError: not run: the kernel died in cell {n} (round_repeats)" in page
+    rows = list(csv.DictReader((course / "grades.csv").open()))
+    assert [float(r["score"]) for r in rows if r["student_id"] == "dead"] == [5.0]
+
+
+def test_crashes_in_the_learners_functions_get_a_verdict_not_a_traceback(hardened):
+    course, _, out = hardened
+    got = scores(course)[("crasher", A2)]
+    assert {name for name, (s, m) in got.items() if s < m} == {
+        "test_stride2_paddings", "test_round_repeats", "test_b4_stage6"}, got
+    for grade_id, error in (("test_stride2_paddings", "NameError"), ("test_b4_stage6", "RecursionError")):
+        outputs = outputs_of(course, "crasher", grade_id)
+        printed = "".join("".join(o["text"]) for o in outputs if o["output_type"] == "stream")
+        assert f"raised {error}" in printed and "Hint:" in printed, printed
+        # The cell fails by its assert on the verdict, not by the learner's exception.
+        assert [o["ename"] for o in outputs if o["output_type"] == "error"] == ["AssertionError"]

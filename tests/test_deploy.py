@@ -383,6 +383,20 @@ def test_export_errors(tmp_path):
         export_onnx(nn.Conv2d(3, 3, 5), tmp_path / "x.onnx", 2)
 
 
+def test_export_to_a_directory_fails_at_once(tmp_path, monkeypatch):
+    """A directory as the path: refused before anything is copied, run or exported."""
+    def exported(*args, **kwargs):
+        raise AssertionError("the export ran")
+
+    monkeypatch.setattr(torch.onnx, "export", exported)
+    model = EfficientNet.from_name("efficientnet-b0", image_size=32).eval()
+    monkeypatch.setattr(model, "forward", exported)          # nor was the model run
+    with pytest.raises(IsADirectoryError) as info:
+        export_onnx(model, tmp_path, 32)
+    assert str(info.value) == (f"cannot write {str(tmp_path)!r}: it is a directory; give a file "
+                               f"name, e.g. {str(tmp_path / 'model.onnx')!r}")
+
+
 class DataDependent(nn.Module):
     """Python control flow on a tensor's value: torch.export cannot trace it."""
 

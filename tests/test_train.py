@@ -6,8 +6,11 @@ disjoint shares of the data, yet end with identical weights.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -16,12 +19,12 @@ import pytest
 import torch
 
 from effnet_tutorial import EfficientNet, count_params
-from effnet_tutorial.data import (RandAugment, channel_stats, load_digits, mixup, parse_classes,
-                                  preprocess)
+from effnet_tutorial.data import (ImageData, RandAugment, channel_stats, load_digits, mixup,
+                                  normalize, parse_classes, preprocess)
 from effnet_tutorial.progressive import progressive_schedule
-from effnet_tutorial.train import (DEFAULT_MODEL, build_model, epoch_plan, evaluate, fit,
-                                   freeze_backbone, freeze_stages, load_run, main,
-                                   parse_model_spec, unfreeze)
+from effnet_tutorial.train import (DEFAULT_MODEL, NonFiniteLossError, RunFileError, build_model,
+                                   epoch_plan, evaluate, fit, freeze_backbone, freeze_stages,
+                                   load_run, main, parse_model_spec, unfreeze)
 
 TINY = "efficientnet-b0:width=0.25,depth=0.25,bn_momentum=0.1"
 # A few steps: 20 images of each digit, 16-pixel images.
@@ -102,11 +105,14 @@ def test_cli_writes_model_and_metrics(tmp_path, capsys):
 
 
 def test_same_seed_same_run_and_load_run(tmp_path):
+    # RandAugment and mixup on: their draws come from the seeded generators too.
     runs = []
     for name in ("a", "b"):
-        main(["--epochs", "1", "--output", str(tmp_path / name), *QUICK])
+        main(["--epochs", "1", "--output", str(tmp_path / name), "--seed", "3", "--threads", "1",
+              "--magnitude", "5", "--mixup", "0.2", *QUICK])
         runs.append(torch.load(tmp_path / name / "model.pt", weights_only=True))
     assert _same_state(*runs)                # seeded: bit-identical on the same machine
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
     model, metrics = load_run(tmp_path / "a")
     _, val = load_digits()
     acc = evaluate(model, val, 16, metrics["mean"], metrics["std"])
@@ -159,7 +165,14 @@ def test_init_transfers_the_backbone_and_replaces_the_head(tmp_path):
     (["--model", "efficientnet-b0:width=wide"], "width must be a number"),
     (["--model", "efficientnet-b0:colour=1"], "key one of width, depth"),
     (["--model", "efficientnet-b0:width=-1"], "width_coefficient must be a positive number"),
-    (["--classes", "0-12"], "do not exist"),
+    (["--classes", "0-12"], "does not exist"),
+    (["--classes", "0,3,12"], "class 12 in '0,3,12' does not exist"),
+    (["--classes", "5-3"], "from the smaller label to the larger"),
+    (["--model", "efficientnet-b0:width=inf"], "width must be a finite number, got 'inf'"),
+    (["--model", "efficientnet-b0:depth=inf"], "depth must be a finite number"),
+    (["--model", "efficientnet-b0:width=nan"], "width must be a finite number"),
+    (["--model", "efficientnet-b0:width=0.25,depth=0.25,width=0.5"], "width is given twice"),
+    (["--mixup", "inf"], "expected a number >= 0"),
     (["--classes", "3"], "at least two"),
     (["--classes", "a-b"], "cannot read classes"),
     (["--progressive", "5"], "from 2 to --epochs (2)"),
@@ -443,3 +456,261 @@ def test_mixup_blends_with_a_permutation():
     perm = [int(i) for i in (flat - lam * torch.eye(6)).argmax(1)]
     assert torch.equal(y_b, y[perm])
     assert mixup(x, y, 0.0)[3] == 1.0
+
+
+# --------------------------------------------------------------------------------------
+# Bad input and interruptions: nothing silently wrong, nothing lost
+# --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def within(seconds: int):
+    """Fail (instead of hanging) when the block runs longer than ``seconds``."""
+    def expired(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _strict_json(path):
+    """The file as JSON; NaN and Infinity, which json.dumps writes by default, are refused."""
+    def refuse(name):
+        raise ValueError(f"{path.name} holds {name}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished one-epoch run: (folder, bytes of model.pt, bytes of metrics.json)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["--epochs", "1", "--output", str(out), *QUICK]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out, (out / "model.pt").read_bytes(), (out / "metrics.json").read_bytes()
+
+
+def _copy_run(run, where):
+    shutil.copytree(run, where)
+    return where
+
+
+def test_nan_loss_stops_the_run_and_writes_no_model(tmp_path, capsys):
+    out = tmp_path / "diverged"
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "2", "--lr", "1e6", "--output", str(out), *QUICK])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "the training loss became nan at epoch 1" in err and "Try a lower --lr" in err, err
+    assert "Traceback" not in err
+    assert not (out / "model.pt").exists() and not (out / "metrics.json").exists()
+    partial = _strict_json(out / "metrics.partial.json")    # valid JSON: no NaN in it
+    assert partial["status"].startswith("stopped: the training loss became nan")
+    with pytest.raises(FileNotFoundError, match="did not finish"):
+        load_run(out)
+    # fit() itself raises, naming where.
+    train, val = load_digits(train_per_class=5)
+    mean, std = channel_stats(train)
+    with pytest.raises(NonFiniteLossError, match=r"became nan at epoch 1, step \d+.*lower the learning"):
+        fit(build_model(TINY, 10, 1), train, val, epoch_plan(1, 16), batch_size=10, lr=1e5,
+            mean=mean, std=std, progress=False, log=None)
+
+
+def test_an_output_that_holds_a_run_is_refused_and_an_interrupted_rerun_loses_nothing(
+        finished_run, tmp_path, capsys, monkeypatch):
+    import effnet_tutorial.train as train_module
+
+    run, model_a, metrics_a = finished_run
+    out = _copy_run(run, tmp_path / "run")
+    argv = ["--epochs", "2", "--seed", "1", "--output", str(out), *QUICK]
+    # Without --overwrite: refused before anything is loaded, the run untouched.
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "already holds a run (model.pt, metrics.json)" in capsys.readouterr().err
+    assert (out / "model.pt").read_bytes() == model_a
+
+    # With --overwrite, interrupted (Ctrl-C) right after epoch 1 has written its metrics.
+    real_fit = train_module.fit
+
+    def interrupted_fit(*args, on_epoch, **kwargs):
+        def stop(history):
+            on_epoch(history)
+            raise KeyboardInterrupt
+        return real_fit(*args, on_epoch=stop, **kwargs)
+
+    monkeypatch.setattr(train_module, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "--overwrite"])
+    # The earlier run is whole and labelled as itself; the interrupted one is beside it.
+    assert (out / "model.pt").read_bytes() == model_a
+    assert (out / "metrics.json").read_bytes() == metrics_a
+    model, metrics = load_run(out)
+    assert metrics["args"]["seed"] == 0
+    partial = _strict_json(out / "metrics.partial.json")
+    assert partial["status"] == "interrupted" and partial["args"]["seed"] == 1
+    assert [e["epoch"] for e in partial["epochs"]] == [1]
+
+    # A finished --overwrite run replaces it, and leaves only its own two files.
+    monkeypatch.setattr(train_module, "fit", real_fit)
+    assert main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt"]
+    _, metrics = load_run(out)
+    assert metrics["args"]["seed"] == 1 and len(metrics["epochs"]) == 2
+    # A folder that mixes two runs (weights copied over by hand) is refused by load_run.
+    (out / "model.pt").write_bytes(model_a)
+    with pytest.raises(RunFileError, match="mixes two runs"):
+        load_run(out)
+
+
+def test_init_with_damaged_files_is_one_argparse_error(finished_run, tmp_path, capsys):
+    run, model_bytes, metrics_bytes = finished_run
+    truncated_model = _copy_run(run, tmp_path / "model")
+    (truncated_model / "model.pt").write_bytes(model_bytes[:len(model_bytes) // 2])
+    truncated_metrics = _copy_run(run, tmp_path / "metrics")
+    (truncated_metrics / "metrics.json").write_bytes(metrics_bytes[:300])
+    for src, name, reason in ((truncated_model, "model.pt", "cannot be read"),
+                              (truncated_metrics, "metrics.json", "damaged or truncated")):
+        with pytest.raises(SystemExit) as exc:
+            main(["--epochs", "1", "--init", str(src), "--output", str(tmp_path / "out"), *QUICK])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--init {src}: {src / name}" in err and reason in err, err
+        assert "Traceback" not in err and "PytorchStreamReader" not in err
+        assert err.count("error:") == 1
+
+
+def test_output_inside_a_file_is_refused_before_loading(tmp_path, capsys, monkeypatch):
+    import effnet_tutorial.train as train_module
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the data was loaded before --output was checked")
+
+    monkeypatch.setattr(train_module, "load_dataset", loaded)
+    (tmp_path / "somefile").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "1", "--output", str(tmp_path / "somefile" / "run"), *QUICK])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path / 'somefile' / 'run'}: {tmp_path / 'somefile'} is a file" in err, err
+
+
+def test_model_spec_refuses_infinite_coefficients_and_repeated_keys():
+    for spec in ("efficientnet-b0:width=inf", "efficientnet-b0:depth=-inf",
+                 "efficientnet-b0:dropout=nan"):
+        with pytest.raises(ValueError, match="must be a finite number"):
+            parse_model_spec(spec)
+    with pytest.raises(ValueError, match="width is given twice"):
+        parse_model_spec("efficientnet-b0:width=0.25,depth=0.25,width=0.5")
+
+
+def test_classes_out_of_range_get_a_short_message():
+    for text in ("0-100000", "0-999999999", "0-" + "9" * 5000, "3,100000"):
+        with within(10), pytest.raises(ValueError) as exc:
+            parse_classes(text)
+        message = str(exc.value)
+        assert "does not exist" in message and "labels run from 0 to 9" in message, message
+        assert len(message) < 200, len(message)
+    with pytest.raises(ValueError, match=r"classes 10, 11, 12, 13, 14 and 5 more do not exist"):
+        parse_classes(list(range(20)))
+
+
+class _EvalBatches:
+    """Records the batch sizes the model sees in eval mode (validation)."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def attach(self, model):
+        model.register_forward_pre_hook(
+            lambda m, inputs: None if m.training else self.sizes.append(inputs[0].shape[0]))
+        return model
+
+
+def test_validation_batches_follow_the_batch_size(tmp_path, monkeypatch):
+    import effnet_tutorial.train as train_module
+
+    train, val = load_digits(train_per_class=4)
+    mean, std = channel_stats(train)
+    seen = _EvalBatches()
+    fit(seen.attach(build_model(TINY, 10, 1)), train, val, epoch_plan(1, 16), batch_size=4,
+        lr=0.1, mean=mean, std=std, progress=False, log=None)
+    assert max(seen.sizes) == 8 and sum(seen.sizes) == len(val)     # twice the batch size
+    # The command line: the same default, or --eval-batch-size.
+    real_build = train_module.build_model
+    for extra, largest in (([], 8), (["--eval-batch-size", "6"], 6)):
+        seen = _EvalBatches()
+        monkeypatch.setattr(train_module, "build_model",
+                            lambda *a, **k: seen.attach(real_build(*a, **k)))
+        argv = ["--epochs", "1", "--train-per-class", "4", "--batch-size", "4", "--image-size", "16",
+                "--no-progress", "--model", TINY, "--output", str(tmp_path / str(largest)), *extra]
+        assert main(argv) == 0
+        assert max(seen.sizes) == largest and sum(seen.sizes) == len(val)
+
+
+def test_mixup_refuses_nan_and_absurd_alpha(tmp_path, capsys):
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    for alpha in (float("nan"), 1e308, float("inf"), -0.5, 1001):
+        with within(10), pytest.raises(ValueError, match=r"mixup alpha must be a number from 0"):
+            mixup(x, y, alpha, torch.Generator().manual_seed(0))
+    assert 0 < mixup(x, y, 1000, torch.Generator().manual_seed(0))[3] < 1     # the largest accepted
+    with within(120), pytest.raises(SystemExit) as exc:
+        main(["--epochs", "1", "--mixup", "1e308", "--output", str(tmp_path / "out"), *QUICK])
+    assert exc.value.code == 2
+    assert "--mixup must be in [0, 1000]" in capsys.readouterr().err
+
+
+def test_a_constant_channel_is_named_and_a_nearly_constant_one_keeps_a_positive_std():
+    g = torch.Generator().manual_seed(0)
+    n = 1000
+    varied = torch.randint(0, 256, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
+    constant = torch.full((n, 1, 8, 8), 128, dtype=torch.uint8)
+    data = ImageData(torch.cat([varied, constant], 1), torch.zeros(n, dtype=torch.long), ("a",))
+    with pytest.raises(ValueError, match="channel 1 of the training images is constant"):
+        channel_stats(data)
+    nearly = constant.clone()
+    nearly[0, 0, 0, 0] = 129                     # one pixel of 64,000 differs
+    data = ImageData(torch.cat([varied, nearly], 1), torch.zeros(n, dtype=torch.long), ("a",))
+    mean, std = channel_stats(data)
+    exact = float((nearly.double() / 255).std())
+    assert 0 < exact < 5e-5                       # 0.0000 at 4 decimals
+    assert std[1] == pytest.approx(exact, rel=1e-3)
+    assert torch.isfinite(preprocess(data.images[:4], 8, mean, std)).all()
+    with pytest.raises(ValueError, match="std of channel 0 must be a positive"):
+        normalize(torch.rand(1, 1, 4, 4), (0.5,), (0.0,))
+
+
+def test_load_run_refuses_a_pickled_object_without_torchs_advice(finished_run, tmp_path):
+    run, model_bytes, _ = finished_run
+    marker = tmp_path / "payload-ran"
+    out = _copy_run(run, tmp_path / "pickled")
+    torch.save({"weights": _Payload(str(marker))}, out / "model.pt")
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics.pop("model_sha256", None)             # as if written without a digest
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(RunFileError) as exc:
+        load_run(out)
+    message = str(exc.value)
+    assert str(out / "model.pt") in message and "other than tensors" in message
+    assert "weights_only" not in message and "re-run" not in message
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+    assert not marker.exists()                    # the payload did not run
+    (out / "model.pt").write_bytes(model_bytes[:1000])
+    with pytest.raises(RunFileError, match="cannot be read: it is truncated"):
+        load_run(out)
+
+
+class _Payload:
+    """What a malicious model.pt may hold: unpickling it would create ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

@@ -85,6 +85,32 @@ def test_bad_values_give_a_message_not_a_traceback(kwargs, message):
     assert 'data-field="error"' in v.html and "Traceback" not in v.html
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(phi=20), dict(phi=float("nan")), dict(phi=1, alpha=0.5), dict(phi=1, gamma=3),
+    dict(phi=2.5, table="official"), dict(phi="two"),
+])
+def test_bad_starting_values_raise_the_error_of_explore(kwargs):
+    """The widget would show the nearest slider position (φ = 20 as 7) without a word."""
+    args = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "table": "formula", **kwargs}
+    with pytest.raises((TypeError, ValueError)) as expected:
+        explore(**args)
+    with pytest.raises(expected.type) as got:
+        scaling_explorer(**kwargs)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(phi=8), "φ = 8 is outside this widget's slider, 0 to 7; explore(phi=8, ...)"),
+    (dict(phi=1.3), "φ = 1.3 is not on this widget's slider, which moves in steps of 0.25"),
+    (dict(phi=1, alpha=1.5), "α = 1.5 is outside this widget's slider, 1 to 1.4"),
+])
+def test_values_explore_accepts_but_the_sliders_cannot_show_raise(kwargs, message):
+    explore(**kwargs)                          # valid numbers ...
+    with pytest.raises(ValueError) as got:     # ... that the widget cannot show
+        scaling_explorer(**kwargs)
+    assert message in str(got.value)
+
+
 def test_build_and_trace_small_model():
     r = explore(0.5)
     report = build_and_trace(r.config, (1, 3, 241, 241))     # an odd size: ceil(241 / 2) = 121

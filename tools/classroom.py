@@ -549,6 +549,25 @@ class Submission:
     folder: Path
     problems: list[str] = field(default_factory=list)  # the submission cannot be graded
     warnings: list[str] = field(default_factory=list)  # it is graded, but something is off
+    flags: list[str] = field(default_factory=list)  # it may try to change its own grading
+
+
+#: What a Python import can find in a folder on sys.path.
+_IMPORTABLE = (".py", ".pyc", ".so", ".pyd")
+
+
+def _code_next_to_notebooks(folder: Path) -> list[str]:
+    """Python modules and packages handed in next to the notebooks: on sys.path they would
+    shadow the package of the same name (``effnet_tutorial/`` replacing the checkers)."""
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix in _IMPORTABLE:
+            found.append(p.name)
+        elif p.is_dir() and not p.name.startswith(".") and any(
+            f.suffix in _IMPORTABLE for f in p.rglob("*") if f.is_file()
+        ):
+            found.append(f"{p.name}/")
+    return found
 
 
 def _grade_ids(nb) -> set[str]:
@@ -631,6 +650,15 @@ def find_submissions(
             extra = sorted(set(present) - {f"{n}.ipynb" for n in released[folder.name]})
             if extra:
                 sub.warnings.append(f"{folder}: ignored notebook(s) {', '.join(extra)}")
+            code = _code_next_to_notebooks(folder)
+            if code:
+                shadow = [c for c in code if c.rstrip("/").split(".")[0] == "effnet_tutorial"]
+                sub.flags.append(
+                    f"Python code handed in next to the notebook: {', '.join(code)}"
+                    + (" (it would replace the course's package and its checkers)" if shadow else "")
+                    + "; grading does not import it (the kernel leaves the submission's folder off "
+                    "sys.path): look at it by hand"
+                )
     return found, stray
 
 
@@ -661,6 +689,36 @@ def _scores(gradebook, assignment: str, student: str) -> tuple[float, float, flo
             elif g.needs_manual_grade:  # an unchanged answer is scored 0 by nbgrader itself
                 manual += g.max_score
     return auto, auto_max, manual, failed
+
+
+def grading_events(notebook: Path) -> tuple[list[str], list[str]]:
+    """(what happened while grading, flags) from an autograded notebook's error outputs, as
+    classroom/nbgrader_config.py (GradingExecute) writes them: cells that timed out, a
+    kernel that died or was stopped, modules imported from the submission's folder."""
+    import nbformat
+
+    events, flags = [], []
+    nb = nbformat.read(notebook, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        where = f"cell {index + 1}"
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id:
+            where += f" ({grade_id})"
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            ename, evalue = out.get("ename"), out.get("evalue", "")
+            if ename == "DeadKernelError":
+                events.append(f"the kernel died in {where}")
+            elif ename == "CellTimeoutError" and "did not stop when interrupted" in evalue:
+                events.append(f"{where} did not stop at its time limit, so its kernel was stopped")
+            elif ename == "CellTimeoutError" and "did not end within" in evalue:
+                events.append(f"the output of {where} did not end, so its kernel was stopped")
+            elif ename == "CellTimeoutError":
+                events.append(f"{where} timed out")
+            elif ename == "ShadowedImportError" and not flags:
+                flags.append(f"{where}: {evalue}")
+    return events, flags
 
 
 def grade(course_dir: Path, only: list[str] | None, students: list[str] | None) -> int:
@@ -706,6 +764,9 @@ def grade(course_dir: Path, only: list[str] | None, students: list[str] | None) 
         for msg in s.warnings:
             print(f"warning: {s.student} / {s.assignment}: {msg}")
             status = 1
+        for msg in s.flags:
+            print(f"flagged: {s.student} / {s.assignment}: {msg}")
+            status = 1
         t0, c0 = time.perf_counter(), _cpu_seconds()
         result = api.autograde(s.assignment, s.student, force=True, create=True)
         took = (time.perf_counter() - t0, _cpu_seconds() - c0)
@@ -724,9 +785,22 @@ def grade(course_dir: Path, only: list[str] | None, students: list[str] | None) 
             line = f"graded: {s.student} / {s.assignment}: {auto:g}/{auto_max:g} autograded"
             if manual:
                 line += f", {manual:g} points to grade by hand"
+            events, flags = [], []
+            for notebook in sorted(
+                (course_dir / "autograded" / s.student / s.assignment).glob("*.ipynb")
+            ):
+                e, f = grading_events(notebook)
+                events += e
+                flags += f
+            if events:
+                line += "; " + "; ".join(events)
+                status = 1 if any("kernel" in e for e in events) else status
             if failed:
                 line += f"; failed: {', '.join(failed)}"
             print(f"{line} ({took[0]:.1f} s, {took[1]:.1f} s CPU)")
+            for msg in flags:
+                print(f"flagged: {s.student} / {s.assignment}: {msg}")
+                status = 1
     for s, _ in graded:
         result = api.generate_feedback(s.assignment, s.student, force=True)
         if not result["success"]:

@@ -13,6 +13,9 @@ one verdict line with a hint, ``True`` or ``False``, never an exception
 (``@never_crashes``). They compare a learner's answer with the package (the reference
 implementation, with the same weights when the answer is a module) or with an oracle
 written here, and they recognise the known mistakes by computing the wrong answers too.
+A test cell calls the learner's code only through a checker: it passes the learner's
+functions, and the checker calls them, so that a crash in them (a NameError, a
+RecursionError ...) becomes a verdict with a hint, not a traceback.
 
 >>> from effnet_tutorial.exercises.assignments import check_round_repeats
 >>> check_round_repeats(lambda repeats, depth: round(repeats * depth))  # doctest: +ELLIPSIS
@@ -44,6 +47,7 @@ from ..config import (
 from ..inspection import count_flops, count_params
 from ..layers import SqueezeExcite, same_padding
 from ..scaling import round_filters, round_repeats
+from . import chapter01, chapter04, chapter05, chapter06
 from ._common import is_number, never_crashes, report
 
 __all__ = [
@@ -57,8 +61,13 @@ __all__ = [
     "check_scaled_table",
     "check_predicted_factor",
     "check_scaled_macs",
+    "check_stride2_function",
+    "check_b4_stage6_functions",
+    "check_b3_from_factor",
     "check_flops_budget",
+    "check_block_macs",
     "check_block_params",
+    "show_choice",
     "check_fused_b0",
     "fused_b0_config",
     "scaled_b0_config",
@@ -877,6 +886,32 @@ def check_scaled_table(filters_fn=None, repeats_fn=None, names: tuple[str, ...] 
     )
 
 
+@never_crashes
+@_first_problem
+def check_stride2_function(fn, image_size: int = 240) -> bool:
+    """``fn(image_size)``: the TF "same" paddings (before, after) of B0's stride-2 layers,
+    stem first, at ``image_size`` pixels; the answer is judged by chapter 4's
+    :func:`~effnet_tutorial.exercises.chapter04.check_stride2_paddings`."""
+    _need_function(fn, "stride2_paddings(image_size)")
+    return chapter04.check_stride2_paddings(_call(fn, image_size), image_size=image_size)
+
+
+@never_crashes
+@_first_problem
+def check_b4_stage6_functions(round_filters_fn, round_repeats_fn) -> bool:
+    """B4's stage 6 (channels, blocks) from B0's, with the learner's
+    ``round_filters(channels, width)`` and ``round_repeats(repeats, depth)`` at B4's
+    coefficients (EfficientNet §3.3); judged by chapter 5's
+    :func:`~effnet_tutorial.exercises.chapter05.check_b4_stage6`."""
+    _need_function(round_filters_fn, "round_filters(channels, width_coefficient, divisor=8)")
+    _need_function(round_repeats_fn, "round_repeats(repeats, depth_coefficient)")
+    width, depth, *_ = V1_COEFFICIENTS["efficientnet-b4"]
+    stage6 = get_model_config("efficientnet-b0").stage(6)
+    channels = _call(round_filters_fn, stage6.out_channels, width)
+    repeats = _call(round_repeats_fn, stage6.num_repeats, depth)
+    return chapter05.check_b4_stage6(channels, repeats)
+
+
 # ======================================================================================
 # Assignment 3: scale B0 to a FLOPs budget
 # ======================================================================================
@@ -969,6 +1004,36 @@ def check_scaled_macs(fn, cases: tuple[tuple[float, float, int], ...] | None = N
 
 @never_crashes
 @_first_problem
+def check_b3_from_factor(fn) -> bool:
+    """B3's multiply-adds predicted as B0's (counted) times the learner's
+    ``predicted_factor(depth, width, resolution)`` at B3's coefficients; judged by
+    chapter 1's :func:`~effnet_tutorial.exercises.chapter01.check_b3_prediction`."""
+    _need_function(fn, "predicted_factor(depth, width, resolution)")
+    w3, d3, r3, _ = V1_COEFFICIENTS["efficientnet-b3"]
+    factor = _call(fn, d3, w3, r3)
+    _need_number(factor, f"predicted_factor({d3}, {w3}, {r3})")
+    return chapter01.check_b3_prediction(_b0_macs() * factor)
+
+
+@never_crashes
+@_first_problem
+def show_choice(depth, width, resolution, predicted_factor, scaled_macs, budget: float = BUDGET) -> bool:
+    """Print the choice of part 3 with its predicted and measured cost, both computed by
+    the learner's functions; ``False`` with a hint when one of them fails."""
+    _need_function(predicted_factor, "predicted_factor(depth, width, resolution)")
+    _need_function(scaled_macs, "scaled_macs(depth, width, resolution)")
+    predicted = _call(predicted_factor, depth, width, resolution)
+    macs = _call(scaled_macs, depth, width, resolution)
+    _need_number(predicted, f"predicted_factor({depth!r}, {width!r}, {resolution!r})")
+    _need_number(macs, f"scaled_macs({depth!r}, {width!r}, {resolution!r})")
+    print(f"d = {depth:.3f}, w = {width:.3f}, r = {resolution}")
+    print(f"predicted {predicted:.3f} x B0, measured {macs / _b0_macs():.3f} x B0 "
+          f"(budget: {budget:g} x B0)")
+    return True
+
+
+@never_crashes
+@_first_problem
 def check_flops_budget(
     depth, width, resolution, budget: float = BUDGET, floor: float = BUDGET_FLOOR
 ) -> bool:
@@ -1045,17 +1110,35 @@ def _block_param_hint(got, block: nn.Module, kind: str) -> str:
 
 @never_crashes
 @_first_problem
+def check_block_macs(
+    mbconv_macs, fused_macs, channels: int = 48, size: int = 56, expand_ratio: int = 4,
+    kernel_size: int = 3
+) -> bool:
+    """The learner's ``mbconv_macs(channels, size, expand_ratio, kernel_size)`` and
+    ``fused_macs(...)`` (EfficientNetV2 §3.2, Fig. 2) on one block; judged by chapter 6's
+    :func:`~effnet_tutorial.exercises.chapter06.check_block_flops`."""
+    args = (channels, size, expand_ratio, kernel_size)
+    _need_function(mbconv_macs, "mbconv_macs(channels, size, expand_ratio, kernel_size)")
+    _need_function(fused_macs, "fused_macs(channels, size, expand_ratio, kernel_size)")
+    return chapter06.check_block_flops(_call(mbconv_macs, *args), _call(fused_macs, *args), *args)
+
+
+@never_crashes
+@_first_problem
 def check_block_params(
     mbconv_params, fused_params, channels: int = 48, expand_ratio: int = 4, kernel_size: int = 3
 ) -> bool:
-    """Parameters (BatchNorm included, no SE) of an MBConv and of a Fused-MBConv with
-    ``channels`` in and out, stride 1 (EfficientNetV2 §3.2, Fig. 2), against the package's
-    blocks."""
+    """The learner's ``mbconv_params(channels, expand_ratio, kernel_size)`` and
+    ``fused_params(...)``: parameters (BatchNorm included, no SE) of an MBConv and of a
+    Fused-MBConv with ``channels`` in and out, stride 1 (EfficientNetV2 §3.2, Fig. 2),
+    against the package's blocks."""
     c, e, k = channels, expand_ratio, kernel_size
     with torch.device("meta"):
         mb = MBConv(c, c, k, 1, e, se_ratio=None)
         fu = FusedMBConv(c, c, k, 1, e)
-    for got, block, kind in ((mbconv_params, mb, "mbconv"), (fused_params, fu, "fused")):
+    for fn, block, kind in ((mbconv_params, mb, "mbconv"), (fused_params, fu, "fused")):
+        _need_function(fn, f"{kind}_params(channels, expand_ratio, kernel_size)")
+        got = _call(fn, c, e, k)
         expected = count_params(block)
         name = "MBConv" if kind == "mbconv" else "Fused-MBConv"
         what = f"parameters of the {name} (C={c}, e={e}, k={k})"
@@ -1455,10 +1538,10 @@ A2 = Assignment(
             "test_stride2_paddings",
             1,
             "`stride2_paddings(240)`: B0's five stride-2 layers at 240 pixels",
-            "from effnet_tutorial.exercises.chapter04 import check_stride2_paddings\n\n"
-            "assert check_stride2_paddings(stride2_paddings(240), image_size=240)",
+            "from effnet_tutorial.exercises.assignments import check_stride2_function\n\n"
+            "assert check_stride2_function(stride2_paddings, image_size=240)",
             hidden="for size in (224, 255, 260, 300, 380):\n"
-            "    assert check_stride2_paddings(stride2_paddings(size), image_size=size)",
+            "    assert check_stride2_function(stride2_paddings, image_size=size)",
         ),
         Text(
             "## 2. `round_filters` (2 points)\n\nChapter 1's exercise calls it `my_round_filters`; "
@@ -1494,11 +1577,8 @@ A2 = Assignment(
             "test_b4_stage6",
             1,
             "B4's stage 6 from B0's, with your functions",
-            "from effnet_tutorial.exercises.chapter05 import check_b4_stage6\n\n"
-            'width, depth, *_ = V1_COEFFICIENTS["efficientnet-b4"]\n'
-            'stage6 = get_model_config("efficientnet-b0").stage(6)\n'
-            "assert check_b4_stage6(round_filters(stage6.out_channels, width),\n"
-            "                       round_repeats(stage6.num_repeats, depth))",
+            "from effnet_tutorial.exercises.assignments import check_b4_stage6_functions\n\n"
+            "assert check_b4_stage6_functions(round_filters, round_repeats)",
             hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
             "assert check_scaled_table(round_filters, round_repeats)",
         ),
@@ -1613,10 +1693,8 @@ A3 = Assignment(
             "test_b3_prediction",
             1,
             "B3's multiply-adds, predicted from B0's",
-            "from effnet_tutorial.exercises.chapter01 import check_b3_prediction\n\n"
-            'w3, d3, r3, _ = V1_COEFFICIENTS["efficientnet-b3"]\n'
-            'b0_macs = count_flops("efficientnet-b0")\n'
-            "assert check_b3_prediction(b0_macs * predicted_factor(d3, w3, r3))",
+            "from effnet_tutorial.exercises.assignments import check_b3_from_factor\n\n"
+            "assert check_b3_from_factor(predicted_factor)",
         ),
         Text(
             "## 2. Measure (1 point)\n\nWrite `scaled_macs(depth, width, resolution)`: the "
@@ -1668,11 +1746,8 @@ A3 = Assignment(
             "### END SOLUTION",
         ),
         Given(
-            'b0_macs = count_flops("efficientnet-b0")\n'
-            "measured = scaled_macs(depth, width, resolution) / b0_macs\n"
-            'print(f"d = {depth:.3f}, w = {width:.3f}, r = {resolution}")\n'
-            'print(f"predicted {predicted_factor(depth, width, resolution):.3f} x B0, "\n'
-            '      f"measured {measured:.3f} x B0 (budget: {BUDGET:g} x B0)")'
+            "from effnet_tutorial.exercises.assignments import show_choice\n\n"
+            "show_choice(depth, width, resolution, predicted_factor, scaled_macs);"
         ),
         Test(
             "test_flops_budget",
@@ -1776,21 +1851,21 @@ A4 = Assignment(
             "test_block_macs",
             2,
             "multiply-adds of both blocks (C = 48, 56x56, e = 4, k = 3)",
-            "from effnet_tutorial.exercises.chapter06 import check_block_flops\n\n"
-            "assert check_block_flops(mbconv_macs(48, 56, 4, 3), fused_macs(48, 56, 4, 3))",
+            "from effnet_tutorial.exercises.assignments import check_block_macs\n\n"
+            "assert check_block_macs(mbconv_macs, fused_macs)",
             hidden="for c, size, e, k in ((24, 112, 4, 3), (64, 28, 6, 5), (160, 14, 6, 3)):\n"
-            "    assert check_block_flops(mbconv_macs(c, size, e, k), fused_macs(c, size, e, k),\n"
-            "                             channels=c, size=size, expand_ratio=e, kernel_size=k)",
+            "    assert check_block_macs(mbconv_macs, fused_macs, channels=c, size=size,\n"
+            "                            expand_ratio=e, kernel_size=k)",
         ),
         Test(
             "test_block_params",
             1,
             "parameters of both blocks (C = 48, e = 4, k = 3)",
             "from effnet_tutorial.exercises.assignments import check_block_params\n\n"
-            "assert check_block_params(mbconv_params(48, 4, 3), fused_params(48, 4, 3))",
+            "assert check_block_params(mbconv_params, fused_params)",
             hidden="for c, e, k in ((24, 4, 3), (64, 6, 5), (160, 6, 3)):\n"
-            "    assert check_block_params(mbconv_params(c, e, k), fused_params(c, e, k),\n"
-            "                              channels=c, expand_ratio=e, kernel_size=k)",
+            "    assert check_block_params(mbconv_params, fused_params, channels=c,\n"
+            "                              expand_ratio=e, kernel_size=k)",
         ),
         Text(
             "## 2. B0 with Fused-MBConv stages (2 points)\n\n"
