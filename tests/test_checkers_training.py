@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from effnet_tutorial.config import EFFICIENTNET_B0_BLOCKS, V1_COEFFICIENTS
 from effnet_tutorial.exercises import chapter07 as ch7
 from effnet_tutorial.exercises import chapter08 as ch8
+from effnet_tutorial.model import EfficientNet
 from effnet_tutorial.train import DEFAULT_MODEL, build_model
 
 WRONG_TYPES = [None, "a lot", [1, 2], {"a": 1}, object(), float("nan"), True]
@@ -136,7 +137,8 @@ def _n(module):
 
 
 def test_check_trainable_params():
-    model = build_model(DEFAULT_MODEL, 5, 1)
+    # The chapter's transfer model: Lite0 with a grey stem and a 10-class head.
+    model = EfficientNet.from_name("efficientnet-lite0", num_classes=10, in_channels=1)
     stages = [s for _, s in model.stages.named_children()]
     after_four = sum(_n(s) for s in stages[4:]) + _n(model.head) + _n(model.classifier)
     assert run(ch8.check_trainable_params, after_four)[0]
@@ -148,6 +150,13 @@ def test_check_trainable_params():
     assert not run(ch8.check_trainable_params, [after_four])[0]
     two = sum(_n(s) for s in stages[2:]) + _n(model.head) + _n(model.classifier)
     assert run(ch8.check_trainable_params, two, num_stages=2)[0]
+    # The 1000-class RGB Lite0 has other numbers: the default answer does not fit it.
+    assert not run(ch8.check_trainable_params, after_four, num_classes=1000, in_channels=3)[0]
+    b0 = EfficientNet.from_name("efficientnet-b0", num_classes=5)          # another model
+    b0_stages = [s for _, s in b0.stages.named_children()]
+    b0_after_four = sum(_n(s) for s in b0_stages[4:]) + _n(b0.head) + _n(b0.classifier)
+    assert run(ch8.check_trainable_params, b0_after_four, name="efficientnet-b0",
+               num_classes=5, in_channels=3)[0]
 
 
 def test_check_endpoint_shapes():
@@ -179,7 +188,9 @@ def test_check_crop_fractions():
 
     tf = EfficientNet_B3_Weights.DEFAULT.transforms()          # torchvision's recipe, as shipped
     native = V1_COEFFICIENTS["efficientnet-b3"][2]             # 300 (arXiv 1905.11946v5)
-    official = native / (native + 32)                          # tensorflow/tpu CROP_PADDING = 32
+    # tensorflow/tpu preprocessing.py @ 22d5cab: crop_padding = round(S * (1/0.875 - 1)) = 43
+    official = 300 / 343
+    assert native == 300 and round(native * (1 / 0.875 - 1)) == 43
     torchvision_fraction = tf.crop_size[0] / tf.resize_size[0]
     assert run(ch8.check_crop_fractions, torchvision_fraction, official)[0]
     assert run(ch8.check_crop_fractions, round(torchvision_fraction, 3), round(official, 3))[0]
@@ -187,4 +198,10 @@ def test_check_crop_fractions():
     assert not ok and "crop_size / resize_size" in text
     ok, text = run(ch8.check_crop_fractions, 224 / 256, official)            # B0's 0.875
     assert not ok and "Correct: the official" in text
-    assert not run(ch8.check_crop_fractions, torchvision_fraction, native / (native + 16))[0]
+    # The rule before Nov 2021 (CROP_PADDING = 32) is named in the hint.
+    ok, text = run(ch8.check_crop_fractions, torchvision_fraction, native / (native + 32))
+    assert not ok and "CROP_PADDING = 32" in text
+    ok, text = run(ch8.check_crop_fractions, torchvision_fraction, native / (native + 16))
+    assert not ok and "CROP_PADDING" not in text and "round(S * (1/0.875 - 1))" in text
+    # B0: both rules give 224/256.
+    assert run(ch8.check_crop_fractions, 224 / 256, 224 / 256, name="efficientnet-b0")[0]

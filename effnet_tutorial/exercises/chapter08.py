@@ -1,8 +1,9 @@
 """Checkers for chapter 8: pretrained weights, preprocessing and transfer learning.
 
 Every expected value is computed, from the package (freezing, ``extract_endpoints`` on
-the meta device) or from torchvision's weights metadata, never typed in. A checker never
-raises on a wrongly typed answer: it prints a verdict with a hint.
+the meta device), from torchvision's weights metadata or from the official crop rule
+(``effnet_tutorial.imagenet.CROP_FRACTION``), never typed in. A checker never raises on
+a wrongly typed answer: it prints a verdict with a hint.
 """
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ __all__ = ["check_trainable_params", "check_endpoint_shapes", "check_crop_fracti
 
 
 @never_crashes
-def check_trainable_params(answer, num_stages: int = 4, num_classes: int = 5) -> bool:
-    """Trainable parameters of the chapter's digits model (``num_classes`` outputs)
-    after ``freeze_stages(model, num_stages)``."""
+def check_trainable_params(answer, num_stages: int = 4, name: str = "efficientnet-lite0",
+                           num_classes: int = 10, in_channels: int = 1) -> bool:
+    """Trainable parameters of the chapter's transfer model (``name`` with a
+    ``num_classes`` head and ``in_channels`` input channels: Lite0 with a grey stem and a
+    10-class head) after ``freeze_stages(model, num_stages)``."""
     import torch
 
     from ..inspection import count_params
-    from ..train import DEFAULT_MODEL, build_model, freeze_stages
+    from ..model import EfficientNet
+    from ..train import freeze_stages
 
     with torch.device("meta"):
-        model = build_model(DEFAULT_MODEL, num_classes, 1)
+        model = EfficientNet.from_name(name, num_classes=num_classes, in_channels=in_channels)
     freeze_stages(model, num_stages)
     expected = count_params(model, trainable_only=True)
     value = as_number(answer)
@@ -68,22 +72,32 @@ def check_endpoint_shapes(answer, image_size: int = 256, name: str = "efficientn
 @never_crashes
 def check_crop_fractions(torchvision_fraction, official_fraction,
                          name: str = "efficientnet-b3") -> bool:
-    """Crop fractions (crop / shorter side) of torchvision's evaluation transforms for
-    ``name`` and of the official TensorFlow recipe, ``S / (S + 32)`` at the native size
-    ``S`` (tensorflow/tpu ``preprocessing.py``, ``CROP_PADDING = 32``)."""
+    """Crop fractions (crop side / shorter side) of torchvision's evaluation transforms for
+    ``name`` and of the official TensorFlow code at the native size ``S``:
+    ``S / (S + round(S * (1 / 0.875 - 1)))`` (tensorflow/tpu
+    ``models/official/efficientnet/preprocessing.py`` since commit 22d5cab, Nov 2021:
+    ``CROP_FRACTION = 0.875``; before it ``CROP_PADDING = 32``, ``S / (S + 32)``)."""
     from torchvision.models import get_model_weights
 
+    from ..imagenet import CROP_FRACTION
     from ..model import EfficientNet
 
     transforms = get_model_weights(name.replace("-", "_")).DEFAULT.transforms()
     expected_tv = transforms.crop_size[0] / transforms.resize_size[0]
     native = EfficientNet.get_image_size(name)
-    expected_official = native / (native + 32)
+    padding = round(native * (1 / CROP_FRACTION - 1))
+    expected_official = native / (native + padding)
     tv, off = as_number(torchvision_fraction), as_number(official_fraction)
     ok = verdict(tv is not None and math.isclose(tv, expected_tv, abs_tol=5e-4),
                   f"torchvision's crop fraction for {name}", torchvision_fraction,
                   "crop_size / resize_size of weights.transforms()")
+    if off is not None and math.isclose(off, native / (native + 32), abs_tol=5e-4) \
+            and not math.isclose(off, expected_official, abs_tol=5e-4):
+        hint = ("that is S / (S + 32), the rule before tensorflow/tpu commit 22d5cab "
+                "(CROP_PADDING = 32); the code now pads by round(S * (1/0.875 - 1))")
+    else:
+        hint = (f"S / (S + round(S * (1/0.875 - 1))) with "
+                f"S = EfficientNet.get_image_size({name!r})")
     ok &= verdict(off is not None and math.isclose(off, expected_official, abs_tol=5e-4),
-                   f"the official crop fraction for {name}", official_fraction,
-                   f"S / (S + 32) with S = EfficientNet.get_image_size({name!r})")
+                   f"the official crop fraction for {name}", official_fraction, hint)
     return ok
