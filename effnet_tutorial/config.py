@@ -311,8 +311,8 @@ class ModelConfig:
                                  f"expects {nxt.in_channels}")
         for f in ("width_coefficient", "depth_coefficient", "bn_eps"):
             v = getattr(self, f)
-            if not (_is_real(v) and v > 0):
-                raise ValueError(f"{f} must be a positive number, got {v!r}")
+            if not (_is_real(v) and 0 < v < float("inf")):
+                raise ValueError(f"{f} must be a positive finite number, got {v!r}")
         for f in ("dropout_rate", "drop_path_rate"):
             v = getattr(self, f)
             if not (_is_real(v) and 0.0 <= v < 1.0):

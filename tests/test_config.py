@@ -130,8 +130,8 @@ def test_model_config_validates():
     ("dropout_rate", 1.0, r"dropout_rate must be a number in \[0, 1\)"),
     ("drop_path_rate", -0.1, r"drop_path_rate must be a number in \[0, 1\)"),
     ("bn_momentum", 0.0, "bn_momentum"),
-    ("bn_eps", 0, "bn_eps must be a positive number"),
-    ("width_coefficient", float("nan"), "width_coefficient must be a positive number"),
+    ("bn_eps", 0, "bn_eps must be a positive finite number"),
+    ("width_coefficient", float("nan"), "width_coefficient must be a positive finite number"),
 ])
 def test_build_options_are_checked_once_in_the_config(option, value, message):
     with pytest.raises(ValueError, match=message):
@@ -184,3 +184,9 @@ def test_scaled_tables():
     assert get_model_config("efficientnet-b0").num_blocks == 16
     rates = get_model_config("efficientnet-b0").drop_path_rates()
     assert rates[0] == 0 and math.isclose(rates[-1], 0.2 * 15 / 16)
+
+
+@pytest.mark.parametrize("field", ["width_coefficient", "depth_coefficient", "bn_eps"])
+def test_infinite_coefficients_are_refused_by_the_config(field):
+    with pytest.raises(ValueError, match=f"{field} must be a positive finite number, got inf"):
+        get_model_config("efficientnet-b0", **{field: float("inf")})

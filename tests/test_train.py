@@ -164,7 +164,7 @@ def test_init_transfers_the_backbone_and_replaces_the_head(tmp_path):
     (["--model", "efficientnet-b9"], "Did you mean"),
     (["--model", "efficientnet-b0:width=wide"], "width must be a number"),
     (["--model", "efficientnet-b0:colour=1"], "key one of width, depth"),
-    (["--model", "efficientnet-b0:width=-1"], "width_coefficient must be a positive number"),
+    (["--model", "efficientnet-b0:width=-1"], "width_coefficient must be a positive finite number"),
     (["--classes", "0-12"], "does not exist"),
     (["--classes", "0,3,12"], "class 12 in '0,3,12' does not exist"),
     (["--classes", "5-3"], "from the smaller label to the larger"),

@@ -43,7 +43,8 @@ def api_names() -> dict[str, tuple[str, str]]:
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
             home = getattr(obj, "__module__", module_name) or module_name
-            if not (isinstance(home, str) and home.startswith("effnet_tutorial")) or home.split(".")[-1].startswith("_"):
+            private = isinstance(home, str) and home.split(".")[-1].startswith("_")
+            if not (isinstance(home, str) and home.startswith("effnet_tutorial")) or private:
                 home = module_name
             if inspect.isclass(obj):
                 names.setdefault(name, ("class", f"{home}.{name}"))
