@@ -38,7 +38,8 @@ const last = root.effnetDemo && root.effnetDemo.last;
 return JSON.stringify({
   state: root.getAttribute("data-state"),
   status: root.querySelector(".effnet-demo-status").textContent,
-  rows: [...root.querySelectorAll("[data-class]")].map(r => [r.getAttribute("data-class"), r.getAttribute("data-prob")]),
+  rows: [...root.querySelectorAll("[data-class]")].map(
+    r => [r.getAttribute("data-class"), r.getAttribute("data-prob")]),
   shapes: [...root.querySelectorAll(".effnet-demo-shape")].map(td => td.textContent),
   maps: [...root.querySelectorAll(".effnet-demo-maps")].map(td => td.querySelectorAll("canvas").length),
   ms: last ? last.ms : null, load_ms: root.effnetDemo ? root.effnetDemo.loadMs : null,

@@ -115,7 +115,8 @@ class BrowserDemo(SphinxDirective):
 <link rel="stylesheet" href="{assets}effnet-demo.css">
 <div class="effnet-demo" data-effnet-demo data-assets="{assets}" data-state="idle">
  <div class="effnet-demo-controls">
-  <label>Photo: <select name="photo">{options}<option value="{OWN}">your own image (choose or drop one below)</option></select></label>
+  <label>Photo: <select name="photo">{options}
+   <option value="{OWN}">your own image (choose or drop one below)</option></select></label>
   <button type="button" class="effnet-demo-run" disabled>Run</button>
  </div>
  <div class="effnet-demo-drop">Or your own picture: <input type="file" accept="image/*"> or drop it on this box.
