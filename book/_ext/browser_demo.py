@@ -32,7 +32,7 @@ OWN = "__own__"
 
 def _paths(app) -> dict[str, Path]:
     src = Path(app.srcdir)
-    return {"cache": Path(app.outdir).parent / ".browser_demo", "web": src / "web",
+    return {"cache": src / "_build" / ".browser_demo", "web": src / "web",
             "ort": src / "web" / "node_modules" / "onnxruntime-web",
             "demo": src / "book" / "demo", "tool": src / "tools" / "export_browser_demo.py"}
 
@@ -60,8 +60,13 @@ def runtime_files(app) -> list[Path]:
     return files
 
 
+def _interactive(app) -> bool:
+    """The demo runs in the HTML book; the single-page build (the PDF's) gets a note instead."""
+    return app.builder.name == "html"
+
+
 def make_assets(app) -> None:
-    if app.builder.format != "html":
+    if not _interactive(app):
         return
     runtime_files(app)
     p = _paths(app)
@@ -75,7 +80,7 @@ def make_assets(app) -> None:
 
 
 def copy_assets(app, exception) -> None:
-    if exception is not None or app.builder.format != "html":
+    if exception is not None or not _interactive(app):
         return
     p = _paths(app)
     target = Path(app.outdir) / ASSETS
@@ -101,6 +106,11 @@ class BrowserDemo(SphinxDirective):
     has_content = False
 
     def run(self):
+        if not _interactive(self.env.app):
+            note = nodes.paragraph(text="Interactive in the online book: here EfficientNet-Lite0 classifies a photo "
+                                        "of your choice with ONNX Runtime Web, inside the page.")
+            note["classes"].append("effnet-print-note")
+            return [note]
         manifest = getattr(self.env, "effnet_demo_manifest", None)
         if manifest is None:
             raise self.error("the demo's files were not made (book/_ext/browser_demo.py runs on "
