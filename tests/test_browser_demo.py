@@ -189,6 +189,26 @@ def test_every_request_went_to_the_local_server(served, photo_runs):
         assert any(u.endswith("/demo/" + name) or u.endswith("/demo/ort/" + name) for u in urls), name
 
 
+def test_the_readers_own_image_is_preprocessed_as_in_python(served, photo_runs, tmp_path):
+    """A picture of an odd size and shape (taller than wide, crop not a multiple of 224), given
+    through the file picker: the page's input equals lite_preprocess's on the same pixels."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    from effnet_tutorial.imagenet import lite_preprocess, sample_photos
+
+    photo = sample_photos()["astronaut (scikit-image)"][13:470, 101:390]         # (457, 289, 3)
+    own = tmp_path / "my-photo.png"
+    Image.fromarray(photo.copy()).save(own)
+    served["driver"].find_element(By.CSS_SELECTOR, "[data-effnet-demo] input[type=file]").send_keys(str(own))
+    run = _run(served, None)
+    assert run["state"] == "done", run["status"]
+    expected = lite_preprocess(photo, 224).reshape(-1).numpy()
+    err = np.abs(_floats(run["input"]) - expected).max()
+    assert err <= 1e-5, f"the page's input differs from lite_preprocess's by {err:.2e}"
+    assert len(run["rows"]) == 5
+
+
 def test_an_unreadable_image_gets_a_clear_message(served, photo_runs, tmp_path):
     from selenium.webdriver.common.by import By
 
