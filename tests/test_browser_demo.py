@@ -209,6 +209,25 @@ def test_the_readers_own_image_is_preprocessed_as_in_python(served, photo_runs, 
     assert len(run["rows"]) == 5
 
 
+def test_a_dropped_picture_is_classified_like_the_same_photo_from_the_list(served, photo_runs):
+    """Drag and drop: a File dropped on the demo's box (here the coffee PNG, renamed) gives the
+    same top 5 as choosing the coffee photo in the <select>."""
+    label = next(k for k in photo_runs if k.startswith("coffee"))
+    served["driver"].execute_async_script(r"""
+const done = arguments[arguments.length - 1];
+const root = document.querySelector("[data-effnet-demo]");
+fetch(root.getAttribute("data-assets") + "coffee-scikit-image.png").then(r => r.blob()).then(blob => {
+  const data = new DataTransfer();
+  data.items.add(new File([blob], "dropped.png", {type: "image/png"}));
+  root.querySelector(".effnet-demo-drop").dispatchEvent(
+    new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+  done();
+});""")
+    run = _run(served, None)
+    assert run["state"] == "done" and "dropped.png" in run["status"], run["status"]
+    assert run["rows"] == photo_runs[label]["rows"]
+
+
 def test_an_unreadable_image_gets_a_clear_message(served, photo_runs, tmp_path):
     from selenium.webdriver.common.by import By
 
