@@ -106,6 +106,21 @@
     });
   }
 
+  // fetch() that fails with a clear message: a missing file means an incomplete build.
+  async function fetchOk(url) {
+    let response;
+    try {
+      response = await fetch(url);
+    } catch (err) {
+      throw new Error("Could not load " + url + " (" + err.message + "). Is the book's server still running?");
+    }
+    if (!response.ok) {
+      throw new Error("Could not load " + url + " (HTTP " + response.status + "): the book was built " +
+                      "without the demo's files; run `make book` again.");
+    }
+    return response;
+  }
+
   async function decode(blob) {
     let bitmap;
     try {
@@ -189,13 +204,13 @@
       if (state.session) return;
       const t0 = performance.now();
       say("Loading ONNX Runtime Web and the model (first run only)...");
-      state.manifest = await (await fetch(base + "manifest.json")).json();
+      state.manifest = await (await fetchOk(base + "manifest.json")).json();
       await loadScript(base + "ort/ort.wasm.min.js");
       state.ort = window.ort;
       state.ort.env.wasm.wasmPaths = new URL(base + "ort/", location.href).href;
       state.ort.env.wasm.numThreads = 1;     // no cross-origin isolation on a static server
       state.ort.env.wasm.proxy = false;
-      const model = await (await fetch(base + state.manifest.model.file)).arrayBuffer();
+      const model = await (await fetchOk(base + state.manifest.model.file)).arrayBuffer();
       state.session = await state.ort.InferenceSession.create(model, {executionProviders: ["wasm"],
                                                                       graphOptimizationLevel: "all"});
       state.loadMs = performance.now() - t0;
@@ -207,7 +222,7 @@
         return {label: state.ownImage.name, blob: state.ownImage};
       }
       const entry = state.manifest.photos.find(p => p.file === select.value);
-      const response = await fetch(base + entry.file);
+      const response = await fetchOk(base + entry.file);
       return {label: entry.label, blob: await response.blob()};
     }
 
