@@ -11,8 +11,12 @@ server, an unreadable image and a file:// page get a clear message.
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
+import http.server
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,9 +47,32 @@ return JSON.stringify({
   shapes: [...root.querySelectorAll(".effnet-demo-shape")].map(td => td.textContent),
   maps: [...root.querySelectorAll(".effnet-demo-maps")].map(td => td.querySelectorAll("canvas").length),
   ms: last ? last.ms : null, load_ms: root.effnetDemo ? root.effnetDemo.loadMs : null,
+  threads: root.effnetDemo ? root.effnetDemo.threads : null, isolated: self.crossOriginIsolated,
   input: last ? b64(last.input) : null, logits: last ? b64(last.logits) : null,
 });
 """
+
+
+class IsolatingHandler(book_browser.QuietHandler):
+    """Sends the two headers that make a page cross-origin isolated (what a host must do for
+    WebAssembly threads): Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy."""
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+
+@contextlib.contextmanager
+def serve_isolated(directory: Path = book_browser.HTML_DIR):
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(IsolatingHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _floats(text: str) -> np.ndarray:
@@ -163,13 +190,16 @@ def test_every_photo_gives_pythons_input_logits_and_top5(photo_runs, python_refe
         np.testing.assert_allclose(page_probs, probs[best], atol=1e-4)
 
 
-def test_grace_hopper_gets_pythons_top5(photo_runs, python_reference):
-    from effnet_tutorial.imagenet import top_k
+def _top5(logits: np.ndarray):
     import torch
 
+    from effnet_tutorial.imagenet import top_k
+    return top_k(torch.from_numpy(logits.copy()), 5)
+
+
+def test_grace_hopper_gets_pythons_top5(photo_runs, python_reference):
     label = next(k for k in photo_runs if "Hopper" in k)
-    expected = top_k(torch.from_numpy(python_reference[label]["logits"].copy()), 5)
-    assert [c for c, _ in photo_runs[label]["rows"]] == [c for c, _ in expected]
+    assert [c for c, _ in photo_runs[label]["rows"]] == [c for c, _ in _top5(python_reference[label]["logits"])]
 
 
 def test_page_shows_every_stage_shape_and_feature_maps(photo_runs, python_reference):
@@ -178,6 +208,29 @@ def test_page_shows_every_stage_shape_and_feature_maps(photo_runs, python_refere
         assert shapes == python_reference[label]["shapes"], label
         assert run["maps"] == [4] * len(shapes)
     assert run["ms"] > 0
+    assert run["threads"] == 1 and run["isolated"] is False     # a plain static server
+
+
+def test_with_cross_origin_isolation_it_runs_on_threads_and_agrees(python_reference):
+    """Served with COOP/COEP, the page uses several WebAssembly threads (on a machine with more
+    than one core) and still gives Python's logits and top 5 for Grace Hopper."""
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU core: the page would use one thread anyway")
+    label = next(k for k in python_reference if "Hopper" in k)
+    with serve_isolated() as base, book_browser.browser(1280) as driver:
+        driver.set_script_timeout(60)
+        book_browser.open_page(driver, f"{base}/{PAGE}")
+        run = _run({"driver": driver, "base": base}, "grace-hopper-matplotlib.png")
+    assert run["state"] == "done", run["status"]
+    assert run["isolated"] is True and run["threads"] >= 2, (run["isolated"], run["threads"])
+    ref = python_reference[label]["logits"]
+    err = np.abs(_floats(run["logits"]) - ref).max() / np.abs(ref).max()
+    assert err <= 1e-4, err
+    assert [c for c, _ in run["rows"]] == [c for c, _ in _top5(ref)]
+    print(f"\ncross-origin isolated: {run['threads']} threads, first run {run['wall_s']:.1f} s wall, "
+          f"inference {run['ms']:.0f} ms")
 
 
 def test_every_request_went_to_the_local_server(served, photo_runs):

@@ -208,7 +208,10 @@
       await loadScript(base + "ort/ort.wasm.min.js");
       state.ort = window.ort;
       state.ort.env.wasm.wasmPaths = new URL(base + "ort/", location.href).href;
-      state.ort.env.wasm.numThreads = 1;     // no cross-origin isolation on a static server
+      // Threads share memory (SharedArrayBuffer), which browsers allow only in a cross-origin
+      // isolated page (COOP/COEP headers); a plain static server does not send them: one thread.
+      state.threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+      state.ort.env.wasm.numThreads = state.threads;
       state.ort.env.wasm.proxy = false;
       const model = await (await fetchOk(base + state.manifest.model.file)).arrayBuffer();
       state.session = await state.ort.InferenceSession.create(model, {executionProviders: ["wasm"],
@@ -255,7 +258,8 @@
         top.append(li);
       }
       const timing = el("p", {class: "effnet-demo-latency", "data-ms": String(result.ms)},
-        `Inference: ${result.ms.toFixed(1)} ms (one image, single-threaded WebAssembly` +
+        `Inference: ${result.ms.toFixed(1)} ms (one image, WebAssembly on ${state.threads} thread` +
+        (state.threads > 1 ? "s" : self.crossOriginIsolated ? "" : ": this page is not cross-origin isolated") +
         (result.first ? `; loading the runtime and the model took ${state.loadMs.toFixed(0)} ms before it)` : ")"));
       // 3. Shapes and feature maps per stage.
       const table = el("table", {class: "effnet-demo-stages"});
