@@ -13,6 +13,8 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.effnet-tutorial
 SANITIZE := --nbval-sanitize-with nbval_sanitize.cfg
 BOOK_SOURCES := _config.yml _toc.yml $(wildcard chapters/*.ipynb book/* effnet_tutorial/*.py effnet_tutorial/*/*.py)
+# Chapter 9's in-page demo: its code, and onnxruntime-web as pinned in web/package-lock.json.
+DEMO_SOURCES := $(wildcard book/_ext/*.py book/demo/*) tools/export_browser_demo.py web/node_modules/.package-lock.json
 
 .PHONY: help setup setup-dev book build pdf lab test test-package test-notebooks lint benchmark screenshots assignments grade clean
 
@@ -37,11 +39,18 @@ setup-dev: $(STAMP)-dev  ## install that plus the test tools and reference imple
 
 # Rebuilt, all pages, whenever a source changed: an incremental Sphinx build would not
 # report the warnings of pages it did not re-read.
-_build/html/.built: $(BOOK_SOURCES) | $(STAMP)-book
+_build/html/.built: $(BOOK_SOURCES) $(DEMO_SOURCES) | $(STAMP)-book
 	$(VENV)/bin/jupyter-book build . -W --keep-going --all
 	@touch $@
 
 build: _build/html/.built  ## build the book (warnings are errors)
+
+# onnxruntime-web for the demo, exactly as web/package-lock.json pins it (npm ci checks each
+# package's hash). Node.js and npm come from Debian (tools/install_browser.sh --node).
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@tools/install_browser.sh --node
+	@command -v npm >/dev/null || { echo "make book needs npm for the demo of chapter 9: sudo apt install nodejs npm" >&2; exit 1; }
+	cd web && npm ci --ignore-scripts --no-audit --no-fund && touch node_modules/.package-lock.json
 
 book: setup build  ## set up and build the book into _build/html
 	@echo "The book is in _build/html/index.html"
