@@ -92,10 +92,12 @@ assignments: setup-dev  ## nbgrader: build the classroom assignments into classr
 grade: setup-dev  ## nbgrader: autograde classroom/submitted, feedback and classroom/grades.csv
 	$(PYTHON) tools/classroom.py grade
 
-benchmark: setup-dev  ## the benchmarks of chapters 5 and 9 (about 10 min; see the README)
+benchmark: setup-dev  ## the benchmarks of chapters 5 and 9 (about 15 min; see the README)
 	$(PYTHON) benchmarks/bench_inference.py --profile --fused
 	$(PYTHON) benchmarks/bench_deploy.py
 	$(PYTHON) benchmarks/bench_explorer.py
+	$(PYTHON) benchmarks/bench_lite.py
+	$(PYTHON) benchmarks/bench_lite.py --sections speed --threads 1
 
 clean:  ## remove the built book (keeps .venv)
 	rm -rf _build

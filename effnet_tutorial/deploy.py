@@ -369,10 +369,13 @@ def fuse_for_inference(model: nn.Module, channels_last: bool = True,
        on CPUs and cuDNN's tensor-core kernels on GPUs prefer; the input
        is converted in ``forward``;
     6. with ``compile``, wrapped in ``torch.compile(**compile_options)``,
-       which is slow to compile (minutes on a small CPU) and compiles
-       again for each new input shape. On a CPU its default backend needs
-       a C++ compiler: without one, :class:`CompilerNotFoundError` says
-       what to install.
+       which is slow to compile (minutes on a small CPU). With the default
+       ``dynamic=None`` the first call with a new input shape compiles
+       once more, with the sizes that changed as symbols, which later
+       sizes reuse (PyTorch 2.14 docs, "Dealing with Recompilations");
+       ``dynamic=True`` starts that way. On a CPU its default backend
+       needs a C++ compiler: without one, :class:`CompilerNotFoundError`
+       says what to install.
 
     BatchNorm is folded where it follows a conv in the model's own
     structure: in every ``ConvBNAct`` (all of this package's models) and

@@ -2,16 +2,18 @@
 
 Every expected value is computed here, independently of :mod:`effnet_tutorial.deploy` and
 of the package's padding code: PyTorch's own BatchNorm and convolution layers are the
-oracle, and the stem's padding comes from TensorFlow's "same" rule.
+oracle, and the stem's padding comes from TensorFlow's "same" rule. The int8 exercise of
+the quantization section uses ONNX Runtime's own scale rule, not
+:mod:`effnet_tutorial.quantize`.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._common import is_number, never_crashes, report
+from ._common import is_number, never_crashes, report, verdict
 
-__all__ = ["check_folded_channel", "check_fold_into_next", "check_stem_pads"]
+__all__ = ["check_folded_channel", "check_fold_into_next", "check_stem_pads", "check_channel_levels"]
 
 # Exercise ch9-ex1: one output channel of a 1x1 convolution and the BatchNorm after it.
 EX1_WEIGHTS = (0.5, -1.0)
@@ -146,3 +148,59 @@ def check_stem_pads(pads) -> bool:
     hint = ("ONNX lists both begins first, then both ends" if got == [top, bottom, left, right]
             else "TF 'same' on an even size with stride 2 puts the single pixel of padding after")
     return report(False, "the stem conv's pads", want, got, hint)
+
+
+# Exercise ch9-ex4: one small channel of a folded depthwise convolution.
+EX4_TENSOR_MAX = 3.1     # largest |weight| of the whole tensor
+EX4_CHANNEL_MAX = 0.04   # largest |weight| of one output channel
+
+
+def _ex4_expected() -> tuple[int, int, float, float]:
+    """Levels and largest rounding error (relative to the channel's largest weight) per
+    tensor and per channel, from ONNX Runtime's symmetric int8 rule (quant_utils: range
+    [-127, 127], compute_scale_zp with symmetric=True) applied to the channel's extreme
+    weights."""
+    import numpy as np
+    from onnxruntime.quantization.quant_utils import compute_scale_zp
+
+    out = []
+    for m in (EX4_TENSOR_MAX, EX4_CHANNEL_MAX):
+        _, scale = compute_scale_zp(np.array(-m, np.float32), np.array(m, np.float32),
+                                    np.array(-127, np.int8), np.array(127, np.int8), symmetric=True)
+        q = int(np.rint(EX4_CHANNEL_MAX / float(scale)))     # the channel's largest integer
+        out.append((2 * q + 1, float(scale) / 2 / EX4_CHANNEL_MAX))
+    (levels_t, error_t), (levels_c, error_c) = out
+    return levels_t, levels_c, error_t, error_c
+
+
+@never_crashes
+def check_channel_levels(levels_per_tensor, levels_per_channel, error_per_tensor,
+                         error_per_channel) -> bool:
+    """Exercise ch9-ex4: a channel whose largest absolute weight is 0.04, in a tensor whose
+    largest is 3.1, in symmetric int8 (-127 ... 127): how many levels its weights can take
+    with one scale per tensor and with one per channel, and the largest rounding error
+    (half a step) relative to the channel's largest weight in each case."""
+    levels_t, levels_c, error_t, error_c = _ex4_expected()
+    answers = (levels_per_tensor, levels_per_channel, error_per_tensor, error_per_channel)
+    if not all(is_number(a) for a in answers):
+        return verdict(False, "give four numbers: two counts of levels and two relative errors",
+                       answers, "e.g. check_channel_levels(9, 255, 0.2, 0.004)")
+    if int(levels_per_channel) != levels_c or float(levels_per_channel) != levels_c:
+        return verdict(False, "the levels per channel", levels_per_channel,
+                       "with its own scale s = 0.04 / 127, the channel's largest weight is "
+                       "the integer 127: from -127 to 127")
+    if float(levels_per_tensor) != levels_t:
+        hint = ("count the integers from -k to k: 2k + 1, not k"
+                if float(levels_per_tensor) == (levels_t - 1) / 2 else
+                "s = 3.1 / 127 for the whole tensor; the channel's largest weight becomes the "
+                "integer k = round(0.04 / s), and its weights take the 2k + 1 integers -k ... k")
+        return verdict(False, "the levels per tensor", levels_per_tensor, hint)
+    for got, want, what in ((error_per_tensor, error_t, "per tensor"),
+                            (error_per_channel, error_c, "per channel")):
+        if abs(float(got) - want) > 0.02 * want:
+            return verdict(False, f"the relative rounding error {what}", got,
+                           "the largest rounding error is half a step, s / 2; divide it by the "
+                           "channel's largest weight, 0.04")
+    return report(True, f"{levels_t} levels per tensor against {levels_c} per channel; a "
+                        f"rounding error of up to {error_t:.0%} of the channel's largest weight "
+                        f"against {error_c:.2%}")
