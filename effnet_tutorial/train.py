@@ -78,6 +78,7 @@ __all__ = [
     "freeze_backbone",
     "freeze_stages",
     "load_run",
+    "lr_schedule",
     "main",
     "parse_model_spec",
     "predict",
@@ -451,9 +452,17 @@ def evaluate(model: nn.Module, data: ImageData, image_size: int, mean, std, devi
 # --------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------
-def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    """Linear warm-up to the peak rate, then cosine decay to 0 (EfficientNetV2 §5 uses
-    warm-up; cosine decay as in SGDR, Loshchilov & Hutter 2017)."""
+def lr_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    r"""The learning rate of step ``t`` (0-based) as a fraction of the peak: linear warm-up
+    to the peak over ``warmup_steps``, then cosine decay to 0 at ``total_steps``
+    (SGDR, Loshchilov & Hutter 2017):
+    :math:`(t + 1) / W` for :math:`t < W`, else
+    :math:`\tfrac12 (1 + \cos(\pi (t - W) / (T - W)))`. The book's choice; the official
+    EfficientNet script decays exponentially instead (tensorflow/tpu ``utils.py``,
+    ``build_learning_rate``: x0.97 every 2.4 epochs after 5 warm-up epochs).
+
+    Shape: (T, W) -> a function int -> float in (0, 1].
+    """
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
@@ -603,7 +612,7 @@ def fit(model: nn.Module, train_set: ImageData, val_set: ImageData, plan: list[d
                                 weight_decay=weight_decay)
     total = steps_per_epoch * len(plan)
     warmup = min(total - 1, round(warmup_epochs * steps_per_epoch)) if warmup_epochs > 0 else 0
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(total, max(warmup, 0)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(total, max(warmup, 0)))
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     show = progress and dist_info.is_main
