@@ -1114,7 +1114,7 @@ def _run(parser, args, dist_info: DistInfo, device: torch.device) -> int:
               f"{global_batch}\n"
               f"lr     {args.lr:g} per {LR_REFERENCE_BATCH} images x {global_batch}/"
               f"{LR_REFERENCE_BATCH} = {lr:g}; device {device.type}"
-              + ("; BatchNorm statistics over all processes (--sync-bn)" if args.sync_bn else ""),
+              + ("\nbn     statistics over all processes (--sync-bn)" if args.sync_bn else ""),
               flush=True)
     metrics = {"world_size": dist_info.world_size, "epochs": [], "model": args.model,
                "data": args.data, "classes": list(train.classes), "in_channels": train.in_channels,
