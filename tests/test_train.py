@@ -840,3 +840,12 @@ def test_swish_choice_error_names_the_choices(tmp_path, capsys):
         main(["--epochs", "1", "--swish", "relu", "--output", str(tmp_path), *QUICK])
     assert "invalid choice: 'relu' (choose from silu, efficient, naive)" in \
         capsys.readouterr().err.replace("'silu', 'efficient', 'naive'", "silu, efficient, naive")
+
+
+def test_rank_dumps_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "dumps"
+    f.write_text("not a folder")
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "1", "--output", str(tmp_path / "run"), "--rank-dumps", str(f), *QUICK])
+    assert exc.value.code == 2
+    assert f"--rank-dumps {f} exists and is not a directory" in capsys.readouterr().err
