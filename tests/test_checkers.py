@@ -789,3 +789,26 @@ def test_show_choice_prints_the_prediction_and_the_measurement():
     assert verdict is True
     assert out == f"d = {d3:.3f}, w = {w3:.3f}, r = {r3} predicted 2.500 x B0, measured 3.000 x B0 " \
                   f"(budget: {asg.BUDGET:g} x B0)"
+
+
+def test_check_equal_gives_a_hint_first_and_reveals_only_after_repeated_wrong_tries(capsys):
+    from effnet_tutorial.exercises import _common
+    what = "the test's answer (check_equal)"
+    _common._wrong_tries.pop(what, None)
+    outs = []
+    for _ in range(_common.REVEAL_AFTER):
+        assert _common.check_equal(41, 42, what, hint="count again.") is False
+        outs.append(" ".join(capsys.readouterr().out.split()))
+    # The first wrong tries: the hint and the given answer, never the expected one.
+    for out in outs[:-1]:
+        assert "count again." in out and "41" in out and "42" not in out and "Expected" not in out
+    assert "2 more wrong tries" in outs[0] and "1 more wrong try" in outs[1]
+    # The REVEAL_AFTER-th wrong try shows it.
+    assert "Expected 42, got 41" in outs[-1]
+    # A right answer says so and starts the count again.
+    assert _common.check_equal(42, 42, what) is True
+    assert capsys.readouterr().out.startswith("Correct")
+    _common.check_equal(0, 42, what)
+    assert "42" not in capsys.readouterr().out
+    # A bool is never an exact number.
+    assert _common.check_equal(True, 1, "a bool (check_equal)") is False

@@ -17,6 +17,7 @@ import urllib.error
 
 import pytest
 import torch
+from torch import nn
 
 from effnet_tutorial import EfficientNet, count_params
 from effnet_tutorial.data import (ImageData, RandAugment, channel_stats, load_digits, mixup,
@@ -49,26 +50,32 @@ def _same_state(a: dict, b: dict) -> bool:
 # --------------------------------------------------------------------------------------
 # Several processes: torchrun + DDP on the CPU
 # --------------------------------------------------------------------------------------
-def test_torchrun_two_processes_end_identical(tmp_path):
-    out = tmp_path / "ddp"
+@pytest.mark.parametrize("sync_bn", [False, True], ids=["per-process-bn", "sync-bn"])
+def test_torchrun_two_processes_end_identical(tmp_path, sync_bn):
+    out, dumps = tmp_path / "ddp", tmp_path / "dumps"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "effnet_tutorial.train", "--data", "digits", "--epochs", "2", "--output",
-           str(out), "--debug-rank-dumps", *QUICK]
+           str(out), "--rank-dumps", str(dumps), *QUICK, *(["--sync-bn"] if sync_bn else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert ("--sync-bn" in proc.stdout) == sync_bn
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert metrics["global_batch_size"] == 2 * 16
     assert metrics["lr"] == pytest.approx(0.4 * 32 / 256)
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
-    # Only rank 0 writes: one metrics file, one model, and the two debug dumps.
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt", "rank0.pt",
-                                                     "rank1.pt"]
+    # Only rank 0 writes the run's folder; the dumps go to their own folder.
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model.pt"]
+    assert sorted(p.name for p in dumps.iterdir()) == ["rank0.pt", "rank1.pt"]
 
-    r0 = torch.load(out / "rank0.pt", weights_only=True)
-    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    r0 = torch.load(dumps / "rank0.pt", weights_only=True)
+    r1 = torch.load(dumps / "rank1.pt", weights_only=True)
+    # Every step's loss of each process: 100 images per process in batches of 16 -> 7 steps.
+    assert r0["step_losses"].shape == r1["step_losses"].shape == (2 * 7,)
+    assert torch.isfinite(r0["step_losses"]).all() and not torch.equal(r0["step_losses"],
+                                                                       r1["step_losses"])
     # The DistributedSampler split epoch 1 between the ranks: no image seen twice, none left.
     seen0, seen1 = set(r0["epoch1_indices"].tolist()), set(r1["epoch1_indices"].tolist())
     n_train = 10 * 20
@@ -114,7 +121,7 @@ def test_same_seed_same_run_and_load_run(tmp_path):
     assert _same_state(*runs)                # seeded: bit-identical on the same machine
     assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
     model, metrics = load_run(tmp_path / "a")
-    _, val = load_digits()
+    _, val = load_digits(seed=3)             # the run's split: --seed 3
     acc = evaluate(model, val, 16, metrics["mean"], metrics["std"])
     assert acc == pytest.approx(metrics["epochs"][-1]["val_accuracy"])
 
@@ -714,3 +721,131 @@ class _Payload:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+# --------------------------------------------------------------------------------------
+# --sync-bn: BatchNorm over the global batch, on CPUs too
+# --------------------------------------------------------------------------------------
+def _cross_process_bn_worker(rank, port, x, grad_out, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        from effnet_tutorial.train import convert_sync_batchnorm
+        bn = convert_sync_batchnorm(nn.Sequential(nn.BatchNorm2d(3, momentum=0.5)))[0]
+        with torch.no_grad():
+            bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        part = x[rank * 3:(rank + 1) * 3].clone().requires_grad_(True)   # half the batch each
+        y = bn(part)
+        y.backward(grad_out[rank * 3:(rank + 1) * 3])
+        results[rank] = (y.detach(), part.grad, bn.weight.grad, bn.running_mean.clone(),
+                         bn.running_var.clone())
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_cross_process_batchnorm_equals_batchnorm_on_the_global_batch():
+    import socket
+
+    import torch.multiprocessing as mp
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 4, 4) * 3 + 1
+    grad_out = torch.randn(6, 3, 4, 4)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    manager = mp.get_context("spawn").Manager()
+    results = manager.dict()
+    mp.start_processes(_cross_process_bn_worker, args=(port, x, grad_out, results), nprocs=2,
+                       start_method="spawn")
+    # The reference: one BatchNorm on all six images.
+    ref = nn.BatchNorm2d(3, momentum=0.5)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    xr = x.clone().requires_grad_(True)
+    y = ref(xr)
+    y.backward(grad_out)
+    y0, g0, w0, rm0, rv0 = results[0]
+    y1, g1, w1, rm1, rv1 = results[1]
+    torch.testing.assert_close(torch.cat([y0, y1]), y.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([g0, g1]), xr.grad, atol=1e-5, rtol=1e-5)
+    # Each process has its half of dL/dweight; DDP's all-reduce would add them up.
+    torch.testing.assert_close(w0 + w1, ref.weight.grad, atol=1e-5, rtol=1e-5)
+    for rm, rv in ((rm0, rv0), (rm1, rv1)):
+        torch.testing.assert_close(rm, ref.running_mean)
+        torch.testing.assert_close(rv, ref.running_var)
+
+
+def test_cross_process_batchnorm_is_plain_batchnorm_in_one_process():
+    from effnet_tutorial.train import CrossProcessBatchNorm2d, convert_sync_batchnorm
+    torch.manual_seed(0)
+    model = build_model(TINY, 10, 1)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 1, 16, 16)
+    torch.manual_seed(1)                                # the same dropout draws
+    expected = model.train()(x)                         # training mode: batch statistics
+    convert_sync_batchnorm(model)
+    assert any(isinstance(m, CrossProcessBatchNorm2d) for m in model.modules())
+    assert not any(type(m) is nn.BatchNorm2d for m in model.modules())
+    model.load_state_dict(state)                       # the same keys and shapes
+    torch.manual_seed(1)
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_sync_bn_needs_several_processes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "1", "--sync-bn", "--output", str(tmp_path / "r"), *QUICK])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--sync-bn needs several processes" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_rank_dumps_must_not_be_the_output(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--epochs", "1", "--output", str(tmp_path), "--rank-dumps", str(tmp_path), *QUICK])
+    assert "--rank-dumps must be another folder than --output" in capsys.readouterr().err
+
+
+def test_rank_dumps_in_one_process(tmp_path):
+    main(["--epochs", "1", "--output", str(tmp_path / "run"), "--rank-dumps",
+          str(tmp_path / "dumps"), *QUICK])
+    dump = torch.load(tmp_path / "dumps" / "rank0.pt", weights_only=True)
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert _same_state(dump["state_dict"], saved)
+    assert sorted(dump["epoch1_indices"].tolist()) == list(range(200))   # one process: all
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # The epoch's train_loss is the mean of its step losses.
+    assert metrics["epochs"][0]["train_loss"] == pytest.approx(dump["step_losses"].mean().item())
+
+
+def test_swish_default_is_silu_and_batch_size_has_a_default(tmp_path):
+    from effnet_tutorial.layers import MemoryEfficientSwish
+    from effnet_tutorial.train import DEFAULT_BATCH_SIZE, build_parser
+    args = build_parser().parse_args(["--epochs", "1", "--output", str(tmp_path)])
+    assert args.swish == "silu" and args.batch_size == DEFAULT_BATCH_SIZE == 128
+    silu = build_model(TINY, 10, 1, swish="silu")
+    eff = build_model(TINY, 10, 1, swish="efficient")
+    assert any(isinstance(m, nn.SiLU) for m in silu.modules())
+    assert not any(isinstance(m, MemoryEfficientSwish) for m in silu.modules())
+    eff.load_state_dict(silu.state_dict())      # the Swish has no weights: the same model
+    x = torch.randn(2, 1, 16, 16)
+    torch.testing.assert_close(silu.eval()(x), eff.eval()(x))
+    with pytest.raises(ValueError, match="swish must be one of silu, efficient, naive"):
+        build_model(TINY, 10, 1, swish="relu")
+
+
+def test_swish_choice_error_names_the_choices(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--epochs", "1", "--swish", "relu", "--output", str(tmp_path), *QUICK])
+    assert "invalid choice: 'relu' (choose from silu, efficient, naive)" in \
+        capsys.readouterr().err.replace("'silu', 'efficient', 'naive'", "silu, efficient, naive")
+
+
+def test_rank_dumps_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "dumps"
+    f.write_text("not a folder")
+    with pytest.raises(SystemExit) as exc:
+        main(["--epochs", "1", "--output", str(tmp_path / "run"), "--rank-dumps", str(f), *QUICK])
+    assert exc.value.code == 2
+    assert f"--rank-dumps {f} exists and is not a directory" in capsys.readouterr().err

@@ -29,9 +29,27 @@ def report(ok: bool, what: str, expected=None, got=None, hint: str | None = None
     return ok
 
 
+#: Wrong tries of an exact answer before :func:`check_equal` shows the expected value.
+REVEAL_AFTER = 3
+_wrong_tries: dict[str, int] = {}
+
+
 def check_equal(got, expected, what: str, hint: str | None = None) -> bool:
-    """``report`` for an exact answer: the expected value is shown only on failure."""
-    return report(type(got) is not bool and got == expected, what, expected, got, hint)
+    """``report`` for an exact answer. A wrong answer gets the hint (and what was given);
+    the expected value is shown only after :data:`REVEAL_AFTER` wrong tries of the same
+    question (``what``), so that a first mistake is a prompt to think, not the solution.
+    A right answer resets the count."""
+    ok = type(got) is not bool and got == expected
+    if ok:
+        _wrong_tries.pop(what, None)
+        return report(True, what)
+    tries = _wrong_tries[what] = _wrong_tries.get(what, 0) + 1
+    if tries >= REVEAL_AFTER:
+        return report(False, what, expected, got, hint)
+    left = REVEAL_AFTER - tries
+    nudge = (f"{hint + ' ' if hint else ''}(The answer is shown after {left} more wrong "
+             f"{'try' if left == 1 else 'tries'}.)")
+    return report(False, f"{what} (got {got!r})", hint=nudge)
 
 
 def is_number(x) -> bool:
