@@ -58,7 +58,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .blocks import FusedMBConv, MBConv
 from .inspection import _check_input_size, as_model, format_shape, inspecting, meta_twin
-from .layers import ConvBNAct, GlobalAvgPool2d
+from .layers import ConvBNAct, DynamicSamePad2d, GlobalAvgPool2d, StaticSamePad2d
 from .model import EfficientNet
 
 __all__ = ["ROLES", "OTHER", "Ceilings", "measure_peak_gflops", "measure_bandwidth",
@@ -67,9 +67,10 @@ __all__ = ["ROLES", "OTHER", "Ceilings", "measure_peak_gflops", "measure_bandwid
 
 #: The roles of an EfficientNet's layers, in the order of a block: ``fused`` is the
 #: full kxk convolution of a Fused-MBConv block (EfficientNetV2). Other models' layers
-#: get ``conv``, ``depthwise``, ``linear``, ``norm``, ``activation``, ``pool`` or ``other``.
+#: get ``conv``, ``depthwise``, ``linear``, ``norm``, ``activation``, ``pad``, ``pool`` or
+#: ``other``.
 ROLES = ("stem", "expand", "fused", "depthwise", "se", "project", "head")
-_GENERIC_ROLES = ("conv", "linear", "norm", "activation", "pool")
+_GENERIC_ROLES = ("conv", "linear", "norm", "activation", "pad", "pool")
 
 #: Name (and role) of the row for time spent outside every layer: Python between layers,
 #: the input's conversion to channels_last, the dropout, the engine's own overhead.
@@ -78,7 +79,8 @@ OTHER = "other"
 _ROLE_COLOURS = {"stem": "#4d4d4d", "expand": "#0072b2", "fused": "#56b4e9",
                  "depthwise": "#d55e00", "se": "#cc79a7", "project": "#009e73",
                  "head": "#e69f00", "conv": "#0072b2", "linear": "#e69f00",
-                 "norm": "#999999", "activation": "#cc79a7", "pool": "#f0e442",
+                 "norm": "#999999", "activation": "#cc79a7", "pad": "#56b4e9",
+                 "pool": "#f0e442",
                  OTHER: "#000000"}
 
 
@@ -270,18 +272,21 @@ def _generic_role(module: nn.Module) -> str:
         return "norm"
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d, GlobalAvgPool2d)):
         return "pool"
+    if isinstance(module, (StaticSamePad2d, DynamicSamePad2d, nn.ZeroPad2d, nn.ConstantPad2d)):
+        return "pad"
     if not list(module.parameters()) and type(module).__module__.startswith(
             ("torch.nn.modules.activation", "effnet_tutorial.layers")):
         return "activation"
     return OTHER
 
 
-def _layers(model: nn.Module) -> tuple[list[_Layer], list[tuple[str, nn.Module, str]]]:
+def _layers(model: nn.Module, leaves: bool = False) -> tuple[list[_Layer], list[tuple[str, nn.Module, str]]]:
     """The layers of ``model`` in execution order, and the blocks whose remaining time (the
-    residual addition) goes to one of their layers: (block name, block, layer name)."""
+    residual addition) goes to one of their layers: (block name, block, layer name).
+    With ``leaves``, every leaf module is a layer, in any model."""
     blocks = [b for stage in getattr(model, "stages", []) for b in stage]
-    if not isinstance(model, EfficientNet) or not all(isinstance(b, (MBConv, FusedMBConv))
-                                                      for b in blocks):
+    if leaves or not isinstance(model, EfficientNet) or not all(isinstance(b, (MBConv, FusedMBConv))
+                                                                for b in blocks):
         leaves = [_Layer(n, m, _generic_role(m), fused_weights=False)
                   for n, m in model.named_modules()
                   if n and not list(m.children()) and not isinstance(m, (nn.Identity, nn.Dropout))]
@@ -347,7 +352,7 @@ def _default_size(model: nn.Module, input_size) -> tuple[int, ...]:
 # --------------------------------------------------------------------------------------
 # Counting: FLOPs and bytes of every layer
 # --------------------------------------------------------------------------------------
-def layer_table(model, input_size: Sequence[int] | None = None):
+def layer_table(model, input_size: Sequence[int] | None = None, leaves: bool = False):
     """Every layer of ``model`` with its counts, for one forward pass at ``input_size``
     (default: one image at an EfficientNet's native size), as a pandas DataFrame indexed
     by layer name (``stem``, ``stages.2.0.depthwise``, ..., ``classifier``):
@@ -360,6 +365,9 @@ def layer_table(model, input_size: Sequence[int] | None = None):
 
     ``model`` is a module (counted as it is, on a meta-device twin: no memory, no time),
     a ModelConfig or a name. FLOPs outside every layer, if any, form a row ``other``.
+    With ``leaves=True`` every leaf module (convolution, BatchNorm, activation, padding,
+    ...) is a row of its own, with all its parameters and buffers as weights: the bytes
+    that eager PyTorch, which runs each of them as a separate operator, moves at least.
     Counts are exact and the same on every machine.
 
     Shape: [B, C, H, W] -> DataFrame, one row per layer.
@@ -371,7 +379,7 @@ def layer_table(model, input_size: Sequence[int] | None = None):
     inner = _unwrap(model)
     input_size = _default_size(inner, input_size)
     twin = model if _on_meta(model) else meta_twin(model)
-    layers, _ = _layers(_unwrap(twin))
+    layers, _ = _layers(_unwrap(twin), leaves=leaves)
     counter = FlopCounterMode(display=False)
     rows: dict[str, dict] = {}
     starts: dict[str, list[int]] = {}
@@ -767,7 +775,7 @@ def role_shares(roof):
     """
     import pandas as pd
     g = roof.groupby("role", sort=False)[["seconds", "flops", "bound_seconds"]].sum()
-    order = [r for r in ROLES + _GENERIC_ROLES + ("depthwise",) if r in g.index]
+    order = [r for r in ROLES + _GENERIC_ROLES if r in g.index]
     order = list(dict.fromkeys(order + [r for r in g.index if r not in order and r != OTHER]
                                + ([OTHER] if OTHER in g.index else [])))
     g = g.loc[order]
