@@ -7,7 +7,8 @@
 
 For each thread count (default: 1 and every core; ONNX Runtime gets as many intra-op threads
 as PyTorch), each round measures the two ceilings of the machine (effnet_tutorial.roofline.measure_ceilings:
-a 2048x2048 float32 matrix product, STREAM copy and triad on 256 MiB arrays), then, for every
+the fastest float32 matrix product of sides 512, 1024 and 2048, STREAM copy and triad on
+256 MiB arrays), then, for every
 model and batch size at 224x224 pixels, every path:
 
 eager         the package's model as it is (BatchNorm, Swish and TF padding as separate ops);
@@ -85,7 +86,10 @@ def build_paths(name: str, device: str, onnx_dir: str, all_paths: bool) -> tuple
     paths["fused"] = fuse_for_inference(model)
     if device == "cpu":
         path = os.path.join(onnx_dir, f"{name}.onnx")
-        export_onnx(model.cpu(), path, IMAGE_SIZE)   # checked against ONNX Runtime to 1e-4
+        # Unchecked: tests/test_deploy.py checks export_onnx. Random weights make V2-S's
+        # activations grow to thousands, and float32 rounding then differs by about 2 % of
+        # the output between any two orders of summation (fuse_for_inference's too).
+        export_onnx(model.cpu(), path, IMAGE_SIZE, check=False)
         paths["onnxruntime"] = path
     return model.to(device), paths
 

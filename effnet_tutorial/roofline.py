@@ -154,28 +154,44 @@ def _check_count(name: str, value, minimum: int = 1) -> int:
     return value
 
 
-def _best_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """The shortest of ``repeats`` timed calls of ``fn``, after one untimed call: a ceiling
-    is what the machine can reach, and other work on it only ever slows a call down."""
+def _best_seconds(fn: Callable[[], object], repeats: int, device: torch.device,
+                  budget_s: float = 1.0) -> float:
+    """The shortest of up to ``repeats`` timed calls of ``fn`` (at least two; no new call
+    after ``budget_s`` seconds), after one untimed call: a ceiling is what the machine can
+    reach, and other work on it only ever slows a call down."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
     fn()
     sync()
-    best = math.inf
-    for _ in range(repeats):
+    best, start = math.inf, time.perf_counter()
+    for i in range(repeats):
         t0 = time.perf_counter()
         fn()
         sync()
         best = min(best, time.perf_counter() - t0)
+        if i >= 1 and time.perf_counter() - start > budget_s:
+            break
     return best
 
 
-def measure_peak_gflops(device="cpu", size: int = 2048, repeats: int = 5) -> float:
-    """Peak float32 compute of ``device`` in GFLOP/s: the fastest of ``repeats`` products
-    of two ``size`` x ``size`` matrices (``torch.mm``, MKL or oneDNN on a CPU, cuBLAS on a
-    GPU), counted as :math:`2 n^3` FLOPs, with ``torch.get_num_threads()`` threads.
+def _check_sizes(sizes) -> tuple[int, ...]:
+    sizes = (sizes,) if isinstance(sizes, int) and not isinstance(sizes, bool) else sizes
+    if (not isinstance(sizes, (tuple, list)) or not sizes
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 64 for n in sizes)):
+        raise ValueError(f"size must be an int >= 64 or a sequence of them (matrix sides), "
+                         f"got {sizes!r}")
+    return tuple(sizes)
+
+
+def measure_peak_gflops(device="cpu", size=(512, 1024, 2048), repeats: int = 10) -> float:
+    """Peak float32 compute of ``device`` in GFLOP/s: the fastest of up to ``repeats``
+    products of two ``n`` x ``n`` matrices (``torch.mm``: MKL or oneDNN on a CPU, cuBLAS on
+    a GPU) for every ``n`` in ``size``, counted as :math:`2 n^3` FLOPs, with
+    ``torch.get_num_threads()`` threads; the best rate of all sizes counts. Several sizes,
+    because a large product reaches the peak on an idle machine, while on a busy one only
+    a short product runs without being interrupted.
 
     On a GPU, PyTorch computes float32 matrix products in float32 unless
     ``torch.backends.cuda.matmul.allow_tf32`` is set; convolutions may use TF32
@@ -184,18 +200,21 @@ def measure_peak_gflops(device="cpu", size: int = 2048, repeats: int = 5) -> flo
     Shape: () -> float.
     """
     device = _check_device(device)
-    size = _check_count("size", size, 64)
+    sizes = _check_sizes(size)
     repeats = _check_count("repeats", repeats)
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=g).to(device)
-    b = torch.randn(size, size, generator=g).to(device)
-    c = torch.empty(size, size, device=device)
-    with torch.inference_mode():
-        seconds = _best_seconds(lambda: torch.mm(a, b, out=c), repeats, device)
-    return 2 * size**3 / seconds / 1e9
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, generator=g).to(device)
+        b = torch.randn(n, n, generator=g).to(device)
+        c = torch.empty(n, n, device=device)
+        with torch.inference_mode():
+            seconds = _best_seconds(lambda: torch.mm(a, b, out=c), repeats, device)
+        best = max(best, 2 * n**3 / seconds / 1e9)
+    return best
 
 
-def measure_bandwidth(device="cpu", mib: int = 256, repeats: int = 5) -> dict[str, float]:
+def measure_bandwidth(device="cpu", mib: int = 256, repeats: int = 10) -> dict[str, float]:
     """Memory bandwidth of ``device`` in GB/s (1e9 bytes), from STREAM's two kernels on
     float32 arrays of ``mib`` MiB each (McCalpin 1995, "The STREAM Benchmark"):
 
@@ -205,7 +224,7 @@ def measure_bandwidth(device="cpu", mib: int = 256, repeats: int = 5) -> dict[st
     Bytes are counted as STREAM counts them, what the program reads plus what it writes.
     Choose ``mib`` several times the last-level cache, so that the arrays come from main
     memory (256 MiB: eight times this machine's 32 MiB L3; some server CPUs have more).
-    The fastest of ``repeats`` calls counts.
+    The fastest of up to ``repeats`` calls counts.
 
     Shape: () -> {"copy": GB/s, "triad": GB/s}.
     """
@@ -222,8 +241,8 @@ def measure_bandwidth(device="cpu", mib: int = 256, repeats: int = 5) -> dict[st
     return {"copy": 2 * 4 * n / copy / 1e9, "triad": 3 * 4 * n / triad / 1e9}
 
 
-def measure_ceilings(device="cpu", size: int = 2048, mib: int = 256,
-                     repeats: int = 5) -> Ceilings:
+def measure_ceilings(device="cpu", size=(512, 1024, 2048), mib: int = 256,
+                     repeats: int = 10) -> Ceilings:
     """Both ceilings of this machine, measured now with ``torch.get_num_threads()``
     threads: :func:`measure_peak_gflops` and the faster of :func:`measure_bandwidth`'s
     two kernels. Measure them under the conditions in which you time the layers (the same

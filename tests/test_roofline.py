@@ -132,7 +132,7 @@ def test_fused_model_and_other_models_sum_to_count_flops():
 # The ceilings
 # --------------------------------------------------------------------------------------
 def test_ceilings_are_positive_and_plausible():
-    c = measure_ceilings(size=512, mib=32, repeats=2)
+    c = measure_ceilings(size=(256, 512), mib=32, repeats=3)
     assert c.threads == torch.get_num_threads() and c.device == "cpu"
     # Any CPU of the last 20 years does more than 1 GFLOP/s in float32 matmul, and none
     # that PyTorch runs on does 100 TFLOP/s; bandwidth between 0.5 GB/s and 10 TB/s.
@@ -140,14 +140,13 @@ def test_ceilings_are_positive_and_plausible():
     assert 0.5 < c.copy_gbs < 1e4 and 0.5 < c.triad_gbs < 1e4
     assert c.bandwidth_gbs == max(c.copy_gbs, c.triad_gbs)
     assert c.ridge == pytest.approx(c.peak_gflops / c.bandwidth_gbs)
-    # The peak of a matrix product is far above what streaming memory allows for its
-    # inputs alone: a 512 x 512 product does 512 / 6 FLOPs per byte read and written.
-    assert c.peak_gflops > c.bandwidth_gbs / 4
 
 
 def test_measurements_reject_bad_arguments():
     with pytest.raises(ValueError, match="size"):
         measure_peak_gflops(size=0)
+    with pytest.raises(ValueError, match="size"):
+        measure_peak_gflops(size=[512, "big"])
     with pytest.raises(ValueError, match="mib"):
         measure_bandwidth(mib=-1)
     with pytest.raises(ValueError, match="device"):
