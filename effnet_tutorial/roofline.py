@@ -89,10 +89,10 @@ _ROLE_COLOURS = {"stem": "#4d4d4d", "expand": "#0072b2", "fused": "#56b4e9",
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Ceilings:
-    """The roofline of one machine: peak float32 compute (GFLOP/s, 2 FLOPs per
-    multiply-add) and memory bandwidth (GB/s, 1e9 bytes), measured with ``threads``
-    PyTorch threads on ``device``. ``copy_gbs`` and ``triad_gbs`` are the two STREAM
-    kernels; ``bandwidth_gbs`` is the larger.
+    """The roofline of one machine (Williams, Waterman & Patterson 2009): peak float32
+    compute (GFLOP/s, 2 FLOPs per multiply-add) and memory bandwidth (GB/s, 1e9 bytes),
+    measured with ``threads`` PyTorch threads on ``device``. ``copy_gbs`` and
+    ``triad_gbs`` are the two STREAM kernels; ``bandwidth_gbs`` is the larger.
 
     Shape: a record of floats.
     """
@@ -214,30 +214,33 @@ def measure_peak_gflops(device="cpu", size=(512, 1024, 2048), repeats: int = 10)
     return best
 
 
-def measure_bandwidth(device="cpu", mib: int = 256, repeats: int = 10) -> dict[str, float]:
-    """Memory bandwidth of ``device`` in GB/s (1e9 bytes), from STREAM's two kernels on
-    float32 arrays of ``mib`` MiB each (McCalpin 1995, "The STREAM Benchmark"):
+def measure_bandwidth(device="cpu", mib: int = 256,
+                      repeats: int = 10) -> dict[str, float]:
+    """Memory bandwidth of ``device`` in GB/s (1e9 bytes), from the two
+    STREAM kernels on float32 arrays of ``mib`` MiB each (McCalpin 1995,
+    "The STREAM Benchmark"):
 
-    * ``copy``: ``a = b``, 2 x 4 bytes per element (one read, one write);
+    * ``copy``: ``a = b``, 2 x 4 bytes per element (a read, a write);
     * ``triad``: ``a = b + q c``, 3 x 4 bytes per element.
 
-    Bytes are counted as STREAM counts them, what the program reads plus what it writes.
-    Choose ``mib`` several times the last-level cache, so that the arrays come from main
-    memory (256 MiB: eight times this machine's 32 MiB L3; some server CPUs have more).
-    The fastest of up to ``repeats`` calls counts.
+    Bytes are counted as STREAM counts them: what the program reads plus
+    what it writes. Choose ``mib`` several times the last-level cache
+    (``lscpu`` shows it), so that the arrays come from main memory. The
+    fastest of up to ``repeats`` calls counts.
 
     Shape: () -> {"copy": GB/s, "triad": GB/s}.
     """
     device = _check_device(device)
     mib = _check_count("mib", mib)
     repeats = _check_count("repeats", repeats)
-    n = mib * 2**20 // 4
+    n = mib * 2**20 // 4                       # float32 elements
     a = torch.empty(n, device=device)
     b = torch.ones(n, device=device)
     c = torch.full((n,), 2.0, device=device)
     with torch.inference_mode():
         copy = _best_seconds(lambda: a.copy_(b), repeats, device)
-        triad = _best_seconds(lambda: torch.add(b, c, alpha=3.0, out=a), repeats, device)
+        triad = _best_seconds(
+            lambda: torch.add(b, c, alpha=3.0, out=a), repeats, device)
     return {"copy": 2 * 4 * n / copy / 1e9, "triad": 3 * 4 * n / triad / 1e9}
 
 
@@ -724,7 +727,8 @@ def profile_onnx(path, x: torch.Tensor, model: nn.Module, repeats: int = 3,
 def roofline(table, seconds, ceilings: Ceilings):
     """The roofline table: ``table`` (from :func:`layer_table`) with each layer's measured
     ``seconds`` (from :func:`profile_layers` or :func:`profile_onnx`) and its bound on
-    this machine's ``ceilings``:
+    this machine's ``ceilings`` (Williams, Waterman & Patterson 2009, "The Roofline
+    Model"):
 
     ``gflops`` attained (flops / seconds); ``attainable_gflops`` = min(peak, intensity x
     bandwidth); ``bound_seconds`` = max(flops / peak, bytes / bandwidth); ``bound``,
@@ -811,7 +815,8 @@ def role_shares(roof):
 def plot_roofline(roof, ceilings: Ceilings, ax=None, label: int = 3, title: str | None = None):
     """Draw ``roof`` (from :func:`roofline`) on log-log axes: the two ceilings, and every
     layer with FLOPs as a point at (intensity, attained GFLOP/s), coloured by role; the
-    ``label`` layers with the most ``excess_seconds`` are named. Returns the axes.
+    ``label`` layers with the most ``excess_seconds`` are numbered, and named in the
+    upper left corner. Returns the axes.
 
     Shape: DataFrame -> matplotlib Axes.
     """
@@ -822,8 +827,11 @@ def plot_roofline(roof, ceilings: Ceilings, ax=None, label: int = 3, title: str 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4), dpi=100)
     points = roof[(roof["flops"] > 0) & (roof["seconds"] > 0)]
-    lo = min(points["intensity"].min() / 2, ceilings.ridge / 10) if len(points) else ceilings.ridge / 100
-    hi = max(points["intensity"].max() * 2, ceilings.ridge * 4) if len(points) else ceilings.ridge * 10
+    # The roof spans five decades left of the ridge and almost two right of it (more if a
+    # point lies further out), so that panels of different models line up.
+    lo, hi = ceilings.ridge * 1e-5, ceilings.ridge * 50
+    if len(points):
+        lo, hi = min(lo, points["intensity"].min() / 2), max(hi, points["intensity"].max() * 2)
     xs = np.geomspace(lo, hi, 200)
     ax.plot(xs, ceilings.attainable_gflops(xs), color="black", lw=1.5)
     ax.axvline(ceilings.ridge, color="black", lw=0.6, ls=":")
@@ -831,9 +839,13 @@ def plot_roofline(roof, ceilings: Ceilings, ax=None, label: int = 3, title: str 
         sel = points[points["role"] == role]
         ax.scatter(sel["intensity"], sel["gflops"], s=18, alpha=0.8, label=role,
                    color=_ROLE_COLOURS.get(role, "#000000"), edgecolors="none")
-    for name, row in points.nlargest(label, "excess_seconds").iterrows() if label else []:
-        ax.annotate(name, (row["intensity"], row["gflops"]), textcoords="offset points",
-                    xytext=(4, -10), fontsize=8)
+    worst = points.nlargest(label, "excess_seconds") if label else points.iloc[:0]
+    for k, (name, row) in enumerate(worst.iterrows(), 1):
+        ax.annotate(str(k), (row["intensity"], row["gflops"]), textcoords="offset points",
+                    xytext=(3, 3), fontsize=8, fontweight="bold")
+    if len(worst):   # the numbered layers, listed where no point can be: above the slope
+        ax.text(0.03, 0.97, "\n".join(f"{k} {name}" for k, name in enumerate(worst.index, 1)),
+                transform=ax.transAxes, va="top", ha="left", fontsize=7)
     ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP per byte)",
            ylabel="attained (GFLOP/s)", title=title)
     ax.grid(True, which="major", alpha=0.3)

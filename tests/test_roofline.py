@@ -268,7 +268,8 @@ def test_plot_roofline_draws_every_layer_with_flops():
     ax = plot_roofline(roofline(table, seconds, c), c, label=1)
     offsets = np.concatenate([col.get_offsets() for col in ax.collections])
     assert len(offsets) == 2                              # the ReLU has no FLOPs
-    assert [t.get_text() for t in ax.texts] == ["2"]      # the layer farthest from its bound
+    # The layer that loses most time to its bound, numbered and named.
+    assert [t.get_text() for t in ax.texts] == ["1", "1 2"]
     xs, ys = ax.lines[0].get_data()
     assert np.allclose(ys, np.minimum(100.0, xs * 10.0))  # the roofline itself
     assert math.isclose(ax.lines[1].get_xdata()[0], 10.0)  # the ridge
