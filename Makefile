@@ -63,9 +63,10 @@ pdf: setup-dev build  ## the whole book as one PDF, _build/pdf/effnet-tutorial.p
 lab: setup  ## open the chapters in JupyterLab
 	cd chapters && $(VENV)/bin/jupyter lab
 
-lint: setup-dev  ## ruff on the package, tests and tools; the set-up cell of every chapter
+lint: setup-dev  ## ruff; the set-up cell of every chapter; first mentions linked to the API reference
 	$(VENV)/bin/ruff check .
 	$(PYTHON) tools/sync_setup_cell.py --check
+	$(PYTHON) tools/link_api.py --check
 
 # The package's tests (oracles included) and doctests, the notebooks re-run by nbval
 # against their stored outputs, and the tests of the built book. MPLBACKEND is unset for

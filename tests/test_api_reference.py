@@ -76,3 +76,18 @@ def test_reference_is_in_the_table_of_contents():
     toc = (html_dir() / "book" / "api" / "index.html").read_text(encoding="utf-8")
     for page in ("models", "inspection", "weights", "explorer", "training", "deploy", "checkers"):
         assert f"{page}.html" in toc, page
+
+
+def test_chapters_link_their_first_mentions_to_the_reference():
+    """Every cross-reference in the chapters resolves to an entry of the reference (an
+    unresolved ``{py:func}`` role renders as plain code, without a link), and every chapter
+    has some (tools/link_api.py writes them; `make lint` runs its --check)."""
+    pages = sorted((html_dir() / "chapters").glob("*.html"))
+    assert pages
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        linked = re.findall(r'<a class="reference internal" href="[^"]*book/api/[^"]*#effnet_tutorial[^"]*"', html)
+        unresolved = re.findall(r'(?<!">)<code class="xref py py-\w+ docutils literal notranslate">'
+                                r'<span class="pre">([^<]+)</span>', html)
+        assert linked, f"{page.name} links nothing to the API reference"
+        assert not unresolved, f"{page.name}: references that do not resolve: {unresolved}"
