@@ -14,6 +14,22 @@ GradingExecute below) that:
   imported from the submission's folder; any there (the learner put the folder on sys.path
   themselves) make that test fail with a ShadowedImportError, and the report flags it.
 - limits the time of each cell and of the whole notebook (GradingTimeLimit below).
+- scans the learner's cells (solution cells and any cell added) before running them
+  (effnet_tutorial.exercises.assignments.scan_solution): a cell that imports the
+  package's reference for what it must implement, imports the checkers' module, patches
+  an imported module or reaches the grader's code (setattr, exec, sys.modules ...) is
+  flagged, and the tests it can affect fail with a FlaggedSolutionError: those that use
+  the names the cell defines, or, for a patch, every test after it. A checker that finds
+  the package's reference in the learner's answer (the object itself, a subclass or a
+  wrapper, or its code running) prints "Not yet: not allowed: ..."; the test fails and the
+  report flags it too.
+- loads the checkers afresh from their files before each test cell (the notebook's
+  copies of effnet_tutorial.exercises are dropped from sys.modules), so that a checker
+  the notebook replaced is not the one that grades it.
+- draws the hidden tests' cases from the instructor's secret seed: the file
+  grading_seed.txt next to this one, created with a random seed the first time and never
+  committed (classroom/.gitignore), or the environment variable EFFNET_GRADING_SEED. The
+  kernel gets it only while a test cell runs.
 - keeps grading when a cell ends its kernel (os._exit, a crash, out of memory: nbclient's
   DeadKernelError) or does not stop when interrupted at its time limit (its code catches
   the KeyboardInterrupt): that cell fails with the reason, every code cell after it fails
@@ -21,6 +37,7 @@ GradingExecute below) that:
 """
 import ast
 import os
+import secrets
 import time
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -88,6 +105,68 @@ FROM_SUBMISSION = (
 )
 
 
+#: The instructor's secret seed of the hidden cases (see the module docstring).
+SEED_FILE = os.path.join(c.CourseDirectory.root, "grading_seed.txt")
+SEED_VARIABLE = "EFFNET_GRADING_SEED"
+
+
+def grading_seed() -> str:
+    """The secret seed: $EFFNET_GRADING_SEED, else grading_seed.txt (created if missing)."""
+    if os.environ.get(SEED_VARIABLE):
+        return os.environ[SEED_VARIABLE]
+    if not os.path.exists(SEED_FILE):
+        with open(SEED_FILE, "w", encoding="utf-8") as f:
+            f.write(secrets.token_hex(16) + "\n")
+    with open(SEED_FILE, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+#: Run in the kernel before each test cell: drop the notebook's copies of the checkers
+#: (the test cell imports them afresh from their files) and lend it the secret seed ...
+BEFORE_TEST = (
+    "(lambda b: [b.__import__('sys').modules.pop(m) for m in b.list(b.__import__('sys').modules) "
+    "if m == 'effnet_tutorial.exercises' or m.startswith('effnet_tutorial.exercises.')] and "
+    "None or b.__import__('os').environ.__setitem__({variable!r}, {seed!r}))"
+    "(__import__('builtins'))"
+)
+#: ... and take it back after.
+AFTER_TEST = f"__import__('os').environ.pop({SEED_VARIABLE!r}, None)"
+
+
+def scan_notebook(nb, assignment: str | None) -> dict:
+    """{test cell id: (cell number, solution cell id, reason)} for the tests that a flagged
+    cell of the learner can affect (effnet_tutorial.exercises.assignments.scan_solution)."""
+    from effnet_tutorial.exercises.assignments import ASSIGNMENTS, scan_solution
+
+    known = {a.id: a.references for a in ASSIGNMENTS}
+    references = known.get(assignment) or tuple({r for refs in known.values() for r in refs})
+    imported, flagged, affected = {}, [], {}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        learners = not meta.get("locked") and not meta.get("grade")
+        if not learners:   # the course's own cells: only learn what they import
+            scan_solution(cell.source, references, imported)
+            if meta.get("grade"):
+                uses = {n.id for n in ast.walk(_parse(cell.source)) if isinstance(n, ast.Name)}
+                for number, grade_id, finding, bound in flagged:
+                    if finding.patches or uses & bound:
+                        affected.setdefault(meta.get("grade_id"), (number, grade_id, finding.reason))
+            continue
+        findings, bound = scan_solution(cell.source, references, imported)
+        where = meta.get("grade_id") or "a cell you added"
+        flagged += [(index + 1, where, f, bound) for f in findings]
+    return affected
+
+
+def _parse(source: str):
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return ast.parse("")
+
+
 class GradingExecute(Execute):
     """nbgrader's Execute preprocessor, hardened for grading: see the module docstring.
 
@@ -99,6 +178,9 @@ class GradingExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self.stopped = None          # why the cells from here on cannot run
         self.timed_out = False
+        assignment = ((resources or {}).get("nbgrader") or {}).get("assignment")
+        self.flagged = scan_notebook(nb, assignment)
+        self.before_test = BEFORE_TEST.format(variable=SEED_VARIABLE, seed=grading_seed())
         return super().preprocess(nb, resources, km)
 
     async def _async_handle_timeout(self, timeout, cell=None):
@@ -116,6 +198,9 @@ class GradingExecute(Execute):
         if grade_id:
             where += f" ({grade_id})"
         self.timed_out = False
+        graded = cell.metadata.get("nbgrader", {}).get("grade")
+        if graded:
+            self._run_silently(self.before_test)
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
@@ -139,7 +224,13 @@ class GradingExecute(Execute):
                 "CellTimeoutError", f"{why}, so its kernel was stopped. The cells after it were not "
                 "run; their tests score 0"))
             return cell, self.resources
-        if cell.metadata.get("nbgrader", {}).get("grade"):
+        if graded:
+            self._run_silently(AFTER_TEST)
+            if grade_id in self.flagged:
+                number, solution, reason = self.flagged[grade_id]
+                cell.outputs.append(error_output(
+                    "FlaggedSolutionError", f"cell {number} ({solution}) {reason}, so this test "
+                    "scores 0 and the submission is flagged for the instructor"))
             shadowed = self._imported_from_submission()
             if shadowed:
                 cell.outputs.append(error_output(
@@ -147,6 +238,9 @@ class GradingExecute(Execute):
                     f"{', '.join(shadowed)}. The course's checkers may have been replaced, so "
                     "this test scores 0"))
         return cell, resources
+
+    def _run_silently(self, code: str) -> None:
+        self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
 
     def _imported_from_submission(self) -> list:
         msg_id = self.kc.execute("", silent=True, store_history=False,

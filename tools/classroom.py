@@ -694,10 +694,13 @@ def _scores(gradebook, assignment: str, student: str) -> tuple[float, float, flo
 def grading_events(notebook: Path) -> tuple[list[str], list[str]]:
     """(what happened while grading, flags) from an autograded notebook's error outputs, as
     classroom/nbgrader_config.py (GradingExecute) writes them: cells that timed out, a
-    kernel that died or was stopped, modules imported from the submission's folder."""
+    kernel that died or was stopped, modules imported from the submission's folder, cells
+    that the static scan flagged (with the tests they cost); and the checkers' verdicts
+    that found the package's own reference in an answer ("Not yet: not allowed: ...")."""
     import nbformat
 
     events, flags = [], []
+    scanned: dict[str, list[str]] = {}   # a flagged cell's reason -> the tests it cost
     nb = nbformat.read(notebook, as_version=4)
     for index, cell in enumerate(nb.cells):
         where = f"cell {index + 1}"
@@ -716,8 +719,21 @@ def grading_events(notebook: Path) -> tuple[list[str], list[str]]:
                 events.append(f"the output of {where} did not end, so its kernel was stopped")
             elif ename == "CellTimeoutError":
                 events.append(f"{where} timed out")
-            elif ename == "ShadowedImportError" and not flags:
+            elif ename == "ShadowedImportError" and not any("submission's folder" in f for f in flags):
                 flags.append(f"{where}: {evalue}")
+            elif ename == "FlaggedSolutionError":
+                scanned.setdefault(evalue.split(", so this test")[0], []).append(grade_id or where)
+        printed = " ".join("".join(o.get("text", "")) for o in cell.get("outputs", [])
+                           if o.get("output_type") == "stream")
+        for m in re.finditer(r"Not yet: " + re.escape(course.NOT_ALLOWED) + r"(.*?)\. Hint:",
+                             " ".join(printed.split())):
+            flags.append(f"{where}: the checker found the package's own code: {m.group(1)}")
+        verdicts = re.findall(r"(Correct|Not yet): ", printed)
+        if grade_id and "Correct" in verdicts and "Not yet" in verdicts[verdicts.index("Correct"):] \
+                and not re.search(re.escape(course.NOT_ALLOWED), printed):
+            flags.append(f"{where}: the visible cases pass but the hidden ones fail (code written "
+                         "for the visible cases, such as a table of answers?): look at it by hand")
+    flags[:0] = [f"{reason}; tests scored 0: {', '.join(tests)}" for reason, tests in scanned.items()]
     return events, flags
 
 

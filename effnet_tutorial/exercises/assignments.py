@@ -25,8 +25,14 @@ False
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
+import io
 import math
+import os
+import random
+import sys
 from dataclasses import dataclass, fields
 from numbers import Integral
 from typing import Callable, Union
@@ -58,6 +64,7 @@ __all__ = [
     "check_mbconv_outputs",
     "check_same_padding",
     "check_round_repeats",
+    "check_round_filters",
     "check_scaled_table",
     "check_predicted_factor",
     "check_scaled_macs",
@@ -73,6 +80,11 @@ __all__ = [
     "scaled_b0_config",
     "BUDGET",
     "BUDGET_FLOOR",
+    "hidden_cases",
+    "SEED_VARIABLE",
+    "NOT_ALLOWED",
+    "scan_solution",
+    "Finding",
     "ASSIGNMENTS",
     "Assignment",
     "Text",
@@ -122,12 +134,176 @@ def _name(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
 
+# ======================================================================================
+# No free marks: the learner's code may not be, wrap or run the package's reference
+# ======================================================================================
+#: The folder of the checkers: no code of it may run inside a learner's function.
+_EXERCISES = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: What a "Not yet" verdict starts with when the answer is, or runs, the package's own
+#: reference; ``make grade`` (tools/classroom.py) flags the submission when it prints this.
+NOT_ALLOWED = "not allowed: "
+_forbidden: tuple = ()   # the references of the checker that is running
+
+
+def _code_key(code) -> tuple:
+    # By file, line and name, not identity: a reloaded module compiles new code objects.
+    return (code.co_filename, code.co_firstlineno, code.co_name)
+
+
+def _codes_of(obj) -> set:
+    """The code keys of a function, or of every method of a class."""
+    items = vars(obj).values() if isinstance(obj, type) else [obj]
+    keys = set()
+    for item in items:
+        if isinstance(item, (staticmethod, classmethod)):
+            item = item.__func__
+        elif isinstance(item, property):
+            item = item.fget
+        code = getattr(item, "__code__", None)
+        if code is not None:
+            keys.add(_code_key(code))
+    return keys
+
+
+def _no_reference(*references):
+    """Run the checker with ``references`` (the package's objects that the learner
+    re-implements) forbidden: the learner's answer may not be one of them, a subclass or a
+    wrapper of one, nor run their code (nor any checker's) while the checker calls it."""
+
+    def decorate(checker):
+        @functools.wraps(checker)
+        def wrapper(*args, **kwargs):
+            global _forbidden
+            saved, _forbidden = _forbidden, references
+            try:
+                return checker(*args, **kwargs)
+            finally:
+                _forbidden = saved
+
+        return wrapper
+
+    return decorate
+
+
+def _lending(**references):
+    """Decorate a checker whose first argument is the learner's class or function: see
+    :func:`_lend`."""
+
+    def decorate(checker):
+        @functools.wraps(checker)
+        def wrapper(obj, *args, **kwargs):
+            with _lend(obj, **references):
+                return checker(obj, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _banned() -> set:
+    return set().union(*map(_codes_of, _forbidden)) if _forbidden else set()
+
+
+def _reference_name(code) -> str:
+    if code.co_filename.startswith(_EXERCISES):
+        return f"checker code ({code.co_name} in effnet_tutorial/exercises)"
+    for ref in _forbidden:
+        if _code_key(code) in _codes_of(ref):
+            return f"{ref.__module__}.{ref.__qualname__}"
+    return code.co_name
+
+
+class _Watch:
+    """A profiler (sys.setprofile) that notes the first call, while the learner's code
+    runs, of the forbidden references' code or of the checkers' own code."""
+
+    def __init__(self):
+        self.banned, self.found = _banned(), None
+
+    def __call__(self, frame, event, arg):
+        if event == "call" and self.found is None:
+            code = frame.f_code
+            if code.co_filename.startswith(_EXERCISES) or _code_key(code) in self.banned:
+                self.found = code
+
+    def run(self, fn, *args, **kwargs):
+        previous = sys.getprofile()
+        sys.setprofile(self)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+
+    def verdict(self, what: str) -> None:
+        if self.found is not None:
+            raise _NotYet(
+                f"{NOT_ALLOWED}{what} runs the package's own {_reference_name(self.found)}",
+                "the task is to write it yourself; the test scores 0 and your submission is "
+                "flagged for your instructor",
+            )
+
+
+@contextlib.contextmanager
+def _lend(obj, **references):
+    """While the checker runs, the learner's ``obj`` finds the package's ``references``
+    under their names in its module (the notebook): a composed test (MBConv, B0's stride-2
+    paddings) then checks its own part only, not again the parts tested elsewhere."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    namespace = getattr(obj, "__globals__", None) or getattr(module, "__dict__", None)
+    if namespace is None or namespace is vars(sys.modules[__name__]):
+        yield
+        return
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in references}
+    namespace.update(references)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+def _watched(fn, *args, what: str | None = None):
+    """``fn(*args)`` under a :class:`_Watch`: a verdict when it ran a reference."""
+    watch = _Watch()
+    try:
+        result = watch.run(fn, *args)
+    finally:
+        watch.verdict(what or f"{_name(fn)}(...)")
+    return result
+
+
+def _refuse_reference(obj, what: str) -> None:
+    """The answer may not be a reference itself, a re-export, a wrapper or a subclass."""
+    banned = _banned()
+    candidates = list(getattr(obj, "__mro__", ())) or [obj]
+    for item in candidates:
+        inner = item
+        while inner is not None:   # functools.wraps chains
+            code = getattr(inner, "__code__", None)
+            keys = _codes_of(inner) if isinstance(inner, type) else (
+                {_code_key(code)} if code is not None else set())
+            module = getattr(inner, "__module__", "") or ""
+            if keys & banned or any(key[0].startswith(_EXERCISES) for key in keys):
+                raise _NotYet(
+                    f"{NOT_ALLOWED}your {what} is the package's own "
+                    f"{module}.{getattr(inner, '__qualname__', _name(inner))}",
+                    "the task is to write it yourself; the test scores 0 and your submission "
+                    "is flagged for your instructor",
+                )
+            inner = getattr(inner, "__wrapped__", None)
+
+
 def _need_function(fn, signature: str) -> None:
     if isinstance(fn, nn.Module) or not callable(fn):
         raise _NotYet(
             f"pass the function {signature}",
             f"got {type(fn).__name__}; pass the function itself, without calling it",
         )
+    _refuse_reference(fn, signature.split("(")[0])
 
 
 def _need_module_class(cls, signature: str) -> None:
@@ -142,13 +318,16 @@ def _need_module_class(cls, signature: str) -> None:
             f"pass the class {signature}",
             f"got {type(cls).__name__}; pass a subclass of nn.Module (class ...(nn.Module))",
         )
+    _refuse_reference(cls, signature.split("(")[0])
 
 
 def _call(fn, *args):
     """Call the learner's code; its exceptions become verdicts that say where."""
     shown = f"{_name(fn)}({', '.join(map(repr, args))})"
     try:
-        return fn(*args)
+        return _watched(fn, *args, what=shown)
+    except _NotYet:
+        raise
     except NotImplementedError:
         raise _NotYet(
             f"{shown} is not written yet", "replace `raise NotImplementedError()` by your code"
@@ -263,7 +442,9 @@ def _run(module: nn.Module, x: torch.Tensor, what: str, skip_hint: str | None = 
     module.eval()
     try:
         with torch.no_grad():
-            return module(x.clone())
+            return _watched(module, x.clone(), what=what)
+    except _NotYet:
+        raise
     except NotImplementedError:
         raise _NotYet(
             f"{what}: forward is not written yet",
@@ -301,10 +482,13 @@ def _max_error(a: torch.Tensor, b: torch.Tensor) -> str:
 # ======================================================================================
 # Assignment 1: Squeeze-and-Excitation and MBConv
 # ======================================================================================
-def _se_cases(which: str) -> list[tuple[int, float, str]]:
+def _se_cases(which) -> list[tuple[int, float, str]]:
     """(block input channels, se_ratio, where) for ``check_squeezed_channels``: every
     MBConv block of the published models, whose widths all happen to divide exactly, plus
-    a few that do not (``"models"``); or narrow and odd widths (``"extra"``)."""
+    a few that do not (``"models"``); or the given ``(in_channels, se_ratio)`` pairs (the
+    hidden tests draw them with :func:`hidden_cases`)."""
+    if not isinstance(which, str):
+        return [(c, r, "a hidden case") for c, r in which]
     if which == "models":
         rows, seen = (
             [
@@ -321,13 +505,7 @@ def _se_cases(which: str) -> list[tuple[int, float, str]]:
                     seen.add(key)
                     rows.append((spec.in_channels, spec.se_ratio, f"stage {spec.stage} of {name}"))
         return rows
-    if which == "extra":
-        return [
-            (c, r, "an extra case")
-            for c in (1, 2, 3, 7, 13, 100, 257)
-            for r in (0.0625, 0.125, 0.5, 1.0)
-        ]
-    raise ValueError(f"cases must be 'models' or 'extra', got {which!r}")
+    raise ValueError(f"cases must be 'models' or a list of (in_channels, se_ratio), got {which!r}")
 
 
 def _expected_se_width(in_channels: int, se_ratio: float) -> int:
@@ -338,11 +516,12 @@ def _expected_se_width(in_channels: int, se_ratio: float) -> int:
 
 @never_crashes
 @_first_problem
-def check_squeezed_channels(fn: Callable[[int, float], int], cases: str = "models") -> bool:
+@_no_reference(squeezed_channels)
+def check_squeezed_channels(fn: Callable[[int, float], int], cases="models") -> bool:
     """``fn(in_channels, se_ratio)``: the width of an MBConv's SE bottleneck, computed from
     the block's input channels (EfficientNet's official code). Checked on every MBConv
     block of B0-B7 and V2-S/M/L/XL and three widths that do not divide (``cases="models"``)
-    or on narrow and odd cases (``"extra"``), against the width of the SE layer that the
+    or on the given (in_channels, se_ratio) pairs, against the width of the SE layer that the
     package's MBConv builds."""
     _need_function(fn, "squeezed_channels(in_channels, se_ratio)")
     rows = _se_cases(cases)
@@ -396,6 +575,7 @@ _SE_MISTAKES = (
 
 @never_crashes
 @_first_problem
+@_no_reference(SqueezeExcite)
 def check_squeeze_excite(cls, channels: int = 240, squeezed: int = 10, seed: int = 0) -> bool:
     """Your ``SqueezeExcite(channels, squeezed_channels)`` against the package's, with the
     same weights (Hu et al. 2018, §3; EfficientNet's MBConv): parameters, output shape and
@@ -451,10 +631,10 @@ def check_squeeze_excite(cls, channels: int = 240, squeezed: int = 10, seed: int
 Case = tuple  # (in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)
 
 
-def mbconv_cases(which: str = "b0") -> list[Case]:
+def mbconv_cases(which="b0") -> list[Case]:
     """The blocks the MBConv checkers build: ``"b0"`` is the first block of each of B0's
     seven stages, its first block with a skip and a stride-2 block with equal channels;
-    ``"extra"`` adds shapes that no published table has (no SE, e=1 with stride 2 ...).
+    a list of cases is used as it is (the hidden tests draw them with :func:`hidden_cases`).
 
     Shape: -> [(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio), ...].
     """
@@ -466,15 +646,9 @@ def mbconv_cases(which: str = "b0") -> list[Case]:
             for s in chosen
         ]
         return rows + [(40, 40, 3, 2, 6, 0.25)]
-    if which == "extra":
-        return [
-            (24, 24, 5, 1, 4, None),
-            (16, 16, 3, 2, 1, 0.25),
-            (48, 64, 5, 2, 4, 0.5),
-            (112, 112, 5, 1, 6, 0.25),
-            (8, 8, 3, 1, 1, None),
-        ]
-    raise ValueError(f"cases must be 'b0' or 'extra', got {which!r}")
+    if not isinstance(which, str):
+        return [tuple(case) for case in which]
+    raise ValueError(f"cases must be 'b0' or a list of MBConv arguments, got {which!r}")
 
 
 def _describe(case: Case) -> str:
@@ -572,7 +746,9 @@ def _check_skip_flag(module: nn.Module, case: Case) -> None:
 
 @never_crashes
 @_first_problem
-def check_mbconv_shapes(cls, cases: str = "b0") -> bool:
+@_no_reference(MBConv)
+@_lending(squeezed_channels=squeezed_channels, SqueezeExcite=SqueezeExcite)
+def check_mbconv_shapes(cls, cases="b0") -> bool:
     """Your ``MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)``
     on :func:`mbconv_cases`: ``has_skip`` as in the package and the output shape
     (B, C_out, ceil(H / stride), ceil(W / stride)) on a (2, C_in, 14, 15) input.
@@ -617,7 +793,9 @@ def check_mbconv_shapes(cls, cases: str = "b0") -> bool:
 
 @never_crashes
 @_first_problem
-def check_mbconv_param_counts(cls, cases: str = "b0") -> bool:
+@_no_reference(MBConv)
+@_lending(squeezed_channels=squeezed_channels, SqueezeExcite=SqueezeExcite)
+def check_mbconv_param_counts(cls, cases="b0") -> bool:
     """Parameters of your MBConv, part by part (``expand``, ``depthwise``, ``se``,
     ``project``) when it has these submodules, against the package's on
     :func:`mbconv_cases` (BatchNorm weights and biases count; its statistics do not)."""
@@ -632,7 +810,9 @@ def check_mbconv_param_counts(cls, cases: str = "b0") -> bool:
 
 @never_crashes
 @_first_problem
-def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
+@_no_reference(MBConv)
+@_lending(squeezed_channels=squeezed_channels, SqueezeExcite=SqueezeExcite)
+def check_mbconv_outputs(cls, cases="b0", seed: int = 0) -> bool:
     """Your MBConv computes what the package's computes, with the same (random) weights
     and BatchNorm statistics loaded into it, in eval mode, on :func:`mbconv_cases`
     (MobileNetV2 §3.3, Fig. 2d and 4d; EfficientNet §4)."""
@@ -643,8 +823,8 @@ def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
     for i, case in enumerate(rows):
         what = _describe(case)
         module = _block(cls, case)
-        _param_problem(module, case)
         reference = _reference_mbconv(case, seed + i)
+        _same_parts(module, reference, case, seed + i)
         _load_reference(module, reference, what)
         x = _input(case, seed + i)
         out = _run(module, x, what, _SKIP_HINT)
@@ -667,6 +847,24 @@ def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
     )
 
 
+def _same_parts(module: nn.Module, reference: MBConv, case: Case, seed: int) -> None:
+    """Make the reference test the computation only: the parts that other tests check
+    are taken as the learner has them. The SE width (``test_mbconv_params``) is the
+    learner's: the reference's SE is rebuilt with it; the skip flag (``test_mbconv_shapes``)
+    is the reference's: the learner's ``has_skip`` is set to it."""
+    learner_se = getattr(module, "se", None)
+    if case[5] and isinstance(learner_se, nn.Module) and isinstance(reference.se, SqueezeExcite):
+        layers = [m for m in learner_se.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        width = getattr(layers[0], "out_channels", getattr(layers[0], "out_features", None)) \
+            if layers else None
+        if isinstance(width, int) and width != reference.se.reduce.out_channels:
+            mid = case[0] * case[4]
+            reference.se = SqueezeExcite(mid, width)
+            _randomize_(reference, seed)
+    if isinstance(getattr(module, "has_skip", None), bool):
+        module.has_skip = reference.has_skip
+
+
 def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case) -> str:
     """The hint for an MBConv output that differs: which known mistake reproduces it."""
     with torch.no_grad():
@@ -674,6 +872,8 @@ def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case)
         branch = ref.project(ref.se(expanded))
         skip = x if ref.has_skip else 0
         symmetric = MBConv(*case, padding="symmetric")
+        if isinstance(ref.se, SqueezeExcite):   # the learner's SE width (_same_parts)
+            symmetric.se = SqueezeExcite(ref.se.reduce.in_channels, ref.se.reduce.out_channels)
         symmetric.load_state_dict(ref.state_dict())
         candidates = [
             (
@@ -727,56 +927,62 @@ def _as_pair(got):
 
 @never_crashes
 @_first_problem
+@_no_reference(same_padding)
 def check_same_padding(
     fn,
     max_size: int = 40,
     kernels: tuple[int, ...] = (1, 3, 5, 7),
     strides: tuple[int, ...] = (1, 2, 3),
     dilations: tuple[int, ...] = (1,),
+    cases=None,
 ) -> bool:
     """``fn(size, kernel_size, stride, dilation=1) -> (before, after)``: TensorFlow's "SAME"
     padding along one axis, on every size from 1 to ``max_size`` and every combination of
     the given kernels, strides and dilations, against an oracle that searches for the
-    least padding giving ceil(size / stride) outputs."""
+    least padding giving ceil(size / stride) outputs; or on ``cases``, a list of
+    (size, kernel_size, stride, dilation)."""
     _need_function(fn, "same_padding(size, kernel_size, stride, dilation=1)")
+    grid = cases is None
+    if grid:
+        cases = [(n, k, s, d) for d in dilations for k in kernels for s in strides
+                 for n in range(1, max_size + 1)]
     count = 0
-    for d in dilations:
-        for k in kernels:
-            for s in strides:
-                for n in range(1, max_size + 1):
-                    count += 1
-                    expected = _tf_same_oracle(n, k, s, d)
-                    got = _call(fn, n, k, s, d) if d != 1 else _call(fn, n, k, s)
-                    args = f"{n}, {k}, {s}" + (f", dilation={d}" if d != 1 else "")
-                    what = f"same_padding({args})"
-                    pair = _as_pair(got)
-                    if pair is None:
-                        raise _NotYet(
-                            what, "return a tuple (before, after) of two ints", expected, got
-                        )
-                    if pair == expected:
-                        continue
-                    total = sum(expected)
-                    if pair == (expected[1], expected[0]):
-                        hint = "TF puts the odd pixel AFTER (bottom, right), not before"
-                    elif pair == ((k - 1) * d // 2,) * 2:
-                        hint = (
-                            "that is PyTorch's symmetric padding; TF pads just enough for ceil(n / "
-                            "stride) outputs, (out - 1) * stride + (k - 1) * dilation + 1 - n in "
-                            "total"
-                        )
-                    elif min(pair) < 0:
-                        hint = "padding is never negative: the total is max(..., 0)"
-                    elif d != 1 and pair == _tf_same_oracle(n, k, s, 1):
-                        hint = "a dilated kernel spans (k - 1) * dilation + 1 pixels"
-                    elif sum(pair) != total:
-                        hint = (
-                            "the output size is ceil(n / stride); the total padding is "
-                            "(out - 1) * stride + (k - 1) * dilation + 1 - n, and never negative"
-                        )
-                    else:
-                        hint = "split the total as (total // 2, total - total // 2)"
-                    raise _NotYet(what, hint, expected, pair)
+    for n, k, s, d in cases:
+        count += 1
+        expected = _tf_same_oracle(n, k, s, d)
+        got = _call(fn, n, k, s, d) if d != 1 else _call(fn, n, k, s)
+        args = f"{n}, {k}, {s}" + (f", dilation={d}" if d != 1 else "")
+        what = f"same_padding({args})"
+        pair = _as_pair(got)
+        if pair is None:
+            raise _NotYet(
+                what, "return a tuple (before, after) of two ints", expected, got
+            )
+        if pair == expected:
+            continue
+        total = sum(expected)
+        if pair == (expected[1], expected[0]):
+            hint = "TF puts the odd pixel AFTER (bottom, right), not before"
+        elif pair == ((k - 1) * d // 2,) * 2:
+            hint = (
+                "that is PyTorch's symmetric padding; TF pads just enough for ceil(n / "
+                "stride) outputs, (out - 1) * stride + (k - 1) * dilation + 1 - n in "
+                "total"
+            )
+        elif min(pair) < 0:
+            hint = "padding is never negative: the total is max(..., 0)"
+        elif d != 1 and pair == _tf_same_oracle(n, k, s, 1):
+            hint = "a dilated kernel spans (k - 1) * dilation + 1 pixels"
+        elif sum(pair) != total:
+            hint = (
+                "the output size is ceil(n / stride); the total padding is "
+                "(out - 1) * stride + (k - 1) * dilation + 1 - n, and never negative"
+            )
+        else:
+            hint = "split the total as (total // 2, total - total // 2)"
+        raise _NotYet(what, hint, expected, pair)
+    if not grid:
+        return report(True, f"same_padding on {count} cases")
     return report(
         True,
         f"same_padding on {count} cases (sizes 1-{max_size}, kernels {list(kernels)}, "
@@ -795,12 +1001,14 @@ def _repeat_cases() -> list[tuple[int, float]]:
 
 @never_crashes
 @_first_problem
-def check_round_repeats(fn) -> bool:
+@_no_reference(round_repeats)
+def check_round_repeats(fn, cases=None) -> bool:
     """``fn(repeats, depth_coefficient)``: a stage's number of blocks after depth scaling,
     rounded up (EfficientNet §3.3; tensorflow/tpu ``round_repeats``), on every repeat
-    count of the V1 and V2 tables at every published depth and a few more."""
+    count of the V1 and V2 tables at every published depth and a few more, or on
+    ``cases``, a list of (repeats, depth_coefficient)."""
     _need_function(fn, "round_repeats(repeats, depth_coefficient)")
-    rows = _repeat_cases()
+    rows = _repeat_cases() if cases is None else list(cases)
     for n, d in rows:
         expected = round_repeats(n, d)
         got = _call(fn, n, d)
@@ -829,6 +1037,45 @@ def check_round_repeats(fn) -> bool:
 
 @never_crashes
 @_first_problem
+@_no_reference(round_filters)
+def check_round_filters(fn, cases=None) -> bool:
+    """``fn(channels, width_coefficient, divisor=8)``: a layer's channels after width
+    scaling (EfficientNet §3.3; tensorflow/tpu ``round_filters``). Without ``cases``,
+    chapter 1's :func:`~effnet_tutorial.exercises.chapter01.check_round_filters` judges it
+    (B0's channels at every published width, and narrow layers); with ``cases``, a list
+    of (channels, width_coefficient), the package's ``round_filters`` does."""
+    _need_function(fn, "round_filters(channels, width_coefficient, divisor=8)")
+    if cases is None:
+        watch = _Watch()
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            ok = chapter01.check_round_filters(lambda *args: watch.run(fn, *args))
+        watch.verdict(f"{_name(fn)}(...)")
+        print(printed.getvalue(), end="")
+        return ok
+    rows = list(cases)
+    for c, w in rows:
+        expected = round_filters(c, w)
+        got = _call(fn, c, w)
+        what = f"round_filters({c}, {w})"
+        _need_int(got, what, expected)
+        if got == expected:
+            continue
+        nearest = max(8, int(c * w + 4) // 8 * 8)
+        if got == nearest:
+            hint = "after rounding to a multiple of 8, add 8 when that lost more than 10 %"
+        elif got % 8:
+            hint = "round to the nearest multiple of 8 (never below 8)"
+        else:
+            hint = ("round to the nearest multiple of 8 (never below 8), then add 8 if that lost "
+                    "more than 10 %")
+        raise _NotYet(what, hint, expected, got)
+    return report(True, f"round_filters on {len(rows)} cases")
+
+
+@never_crashes
+@_first_problem
+@_no_reference(round_filters, round_repeats)
 def check_scaled_table(filters_fn=None, repeats_fn=None, names: tuple[str, ...] = V1_NAMES) -> bool:
     """Your ``round_filters`` and/or ``round_repeats`` (either may be None) applied to B0's
     table (Table 1 of Tan & Le 2019) give the published B1-B7: the stem, every stage's
@@ -888,16 +1135,20 @@ def check_scaled_table(filters_fn=None, repeats_fn=None, names: tuple[str, ...] 
 
 @never_crashes
 @_first_problem
+@_lending(same_padding=same_padding)
 def check_stride2_function(fn, image_size: int = 240) -> bool:
     """``fn(image_size)``: the TF "same" paddings (before, after) of B0's stride-2 layers,
     stem first, at ``image_size`` pixels; the answer is judged by chapter 4's
-    :func:`~effnet_tutorial.exercises.chapter04.check_stride2_paddings`."""
+    :func:`~effnet_tutorial.exercises.chapter04.check_stride2_paddings`. The learner's
+    function finds the package's ``same_padding`` under that name while it runs: this test
+    checks the walk through B0's layers, ``test_same_padding`` the padding itself."""
     _need_function(fn, "stride2_paddings(image_size)")
     return chapter04.check_stride2_paddings(_call(fn, image_size), image_size=image_size)
 
 
 @never_crashes
 @_first_problem
+@_no_reference(round_filters, round_repeats)
 def check_b4_stage6_functions(round_filters_fn, round_repeats_fn) -> bool:
     """B4's stage 6 (channels, blocks) from B0's, with the learner's
     ``round_filters(channels, width)`` and ``round_repeats(repeats, depth)`` at B4's
@@ -1229,6 +1480,206 @@ def check_fused_b0(fn, stages: tuple[int, ...] = (2, 3, 4)) -> bool:
 
 
 # ======================================================================================
+# A static scan of the learner's cells, before grading runs them
+# ======================================================================================
+@dataclass(frozen=True)
+class Finding:
+    """Why a learner's cell is flagged. ``patches`` findings may change any later test
+    (the cell can reach or rewrite the grader's code); the others (an import of the
+    package's reference) concern the tests that use the names the cell defines."""
+
+    reason: str
+    patches: bool
+
+
+#: Modules a solution has no use for, which reach or rewrite the code that grades it.
+_PATCHING_MODULES = {"builtins", "importlib", "inspect", "ctypes", "gc", "shutil", "subprocess"}
+#: Names whose call rewrites or runs code out of sight, or opens files (the package's own).
+_PATCHING_CALLS = {"exec", "eval", "compile", "__import__", "setattr", "delattr", "globals",
+                   "vars", "open", "breakpoint"}
+#: Attributes that reach into modules, frames, functions, the environment or files.
+_PATCHING_ATTRIBUTES = {"__dict__", "__globals__", "__code__", "__builtins__", "__wrapped__",
+                        "__class__", "__subclasses__", "f_back", "f_globals", "f_locals",
+                        "_getframe", "setprofile", "settrace", "meta_path", "path_hooks",
+                        "environ", "getenv", "putenv", "system", "popen", "write_text",
+                        "write_bytes", "unlink", "rmtree"}
+
+
+def _python(source: str) -> str:
+    """A cell's source as Python: IPython's magics and shell escapes turned into calls."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # pragma: no cover (IPython comes with Jupyter)
+        return source
+    return TransformerManager().transform_cell(source)
+
+
+def _root(node) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def scan_solution(source: str, references: tuple[str, ...], imported: dict[str, str] | None = None):
+    """The findings of a static scan of one learner's cell, and the names it binds.
+
+    Flagged: an import of the checkers (``effnet_tutorial.exercises``), an import or an
+    attribute of the package's ``references`` (what the assignment asks the learner to
+    write); a change to an imported module's attributes (patching a checker, torch or the
+    package); ``setattr``, ``exec``, ``eval``, ``__import__``, ``globals``, ``open`` and the
+    like; ``sys.modules``, frames, the environment and modules that reach them. ``imported``
+    maps the names the notebook's other cells imported to their modules; the names this
+    cell imports are added to it.
+
+    Shape: (source, references) -> ([Finding, ...], {bound names}).
+    """
+    imported = {} if imported is None else imported
+    findings: list[Finding] = []
+    bound: set[str] = set()
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return findings, bound   # it fails when it runs: nothing to hide there
+    for node in tree.body:   # the names the cell defines for the cells after it
+        for sub in ast.walk(node) if isinstance(node, (ast.If, ast.Try, ast.With, ast.For)) else [node]:
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(sub.name)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                bound.update((a.asname or a.name).split(".")[0] for a in sub.names)
+            elif isinstance(sub, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                for target in targets:
+                    bound.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def flag(reason, patches):
+        if all(f.reason != reason for f in findings):
+            findings.append(Finding(reason, patches))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names]
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else names
+            for module in modules:
+                top = module.split(".")[0]
+                if module.startswith("effnet_tutorial.exercises") or (
+                    module == "effnet_tutorial" and "exercises" in names
+                ):
+                    flag(f"imports the checkers' module {module} (it holds the reference "
+                         "answers and the checkers)", True)
+                elif top in _PATCHING_MODULES:
+                    flag(f"imports {module}, which can reach or rewrite the grader's code", True)
+            for alias in node.names:
+                module = node.module if isinstance(node, ast.ImportFrom) else alias.name
+                imported[(alias.asname or alias.name).split(".")[0]] = (
+                    f"{module}.{alias.name}" if isinstance(node, ast.ImportFrom) else alias.name
+                )
+                if (isinstance(node, ast.ImportFrom) and (module or "").startswith("effnet_tutorial")
+                        and alias.name in references):
+                    flag(f"imports the package's reference {alias.name} from {module}", False)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in _PATCHING_CALLS:
+            flag(f"calls {node.func.id}(), which can rewrite or hide code", True)
+        elif isinstance(node, ast.Attribute):
+            root = _root(node)
+            source_module = imported.get(root, "")
+            if node.attr in _PATCHING_ATTRIBUTES:
+                flag(f"uses .{node.attr}, which reaches modules, frames or files", True)
+            elif node.attr == "modules" and source_module == "sys":
+                flag("uses sys.modules, which can replace the checkers' modules", True)
+            elif node.attr in references and source_module.startswith("effnet_tutorial"):
+                flag(f"uses the package's reference {ast.unparse(node)}", False)
+        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
+            flag(f"uses {node.id}, which can rewrite the grader's code", True)
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = (node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target])
+            for target in targets:
+                for t in ast.walk(target):
+                    if not isinstance(t, (ast.Attribute, ast.Subscript)):
+                        continue
+                    module = imported.get(_root(t), "")
+                    shown = ast.unparse(t)
+                    if module.split(".")[0] in ("effnet_tutorial", "torch", "numpy", "math") \
+                            and not shown.startswith("torch.backends."):
+                        flag(f"changes {shown}, part of an imported module ({module})", True)
+                        break
+    return findings, bound
+
+
+# ======================================================================================
+# Hidden cases, drawn at grading time from the instructor's secret seed
+# ======================================================================================
+#: The environment variable that holds the instructor's secret seed when a notebook is
+#: graded; classroom/nbgrader_config.py sets it from classroom/grading_seed.txt, a file
+#: that is not committed. Without it (a learner running the cells), every call draws
+#: new cases from the operating system's randomness.
+SEED_VARIABLE = "EFFNET_GRADING_SEED"
+
+
+def _widths(rng: random.Random) -> float:
+    return round(rng.uniform(0.4, 3.2), rng.choice((1, 2, 3)))
+
+
+def _draw_mbconv(rng: random.Random) -> Case:
+    cin = rng.randint(3, 48)
+    stride = rng.choice((1, 2))
+    cout = cin if rng.random() < 0.5 else rng.randint(3, 64)   # half of them with a skip
+    return (cin, cout, rng.choice((3, 5)), stride, rng.choice((1, 3, 4, 6)),
+            rng.choice((None, 0.25, 0.25, 0.5)))
+
+
+_DRAWS: dict[str, Callable[[random.Random], object]] = {
+    "squeezed_channels": lambda rng: [
+        (rng.randint(1, 2048), rng.choice((0.0625, 0.125, 0.25, 0.25, 0.5, 1.0)))
+        for _ in range(40)
+    ],
+    "squeeze_excite": lambda rng: [
+        dict(channels=(c := rng.randint(8, 1200)), squeezed=rng.randint(1, max(1, c // 4)),
+             seed=rng.randrange(10**6))
+        for _ in range(2)
+    ],
+    "mbconv": lambda rng: [_draw_mbconv(rng) for _ in range(5)],
+    "same_padding": lambda rng: [
+        (rng.randint(1, 1000), rng.randint(1, 11), rng.randint(1, 4), rng.choice((1, 1, 2, 3)))
+        for _ in range(400)
+    ],
+    "stride2_paddings": lambda rng: [rng.randint(33, 700) for _ in range(5)],
+    "round_filters": lambda rng: [(rng.randint(1, 2048), _widths(rng)) for _ in range(60)],
+    "round_repeats": lambda rng: [(rng.randint(1, 16), _widths(rng)) for _ in range(40)],
+    "scale": lambda rng: [
+        (round(rng.uniform(1.0, 2.6), 2), round(rng.uniform(1.0, 2.0), 2), rng.randint(160, 400))
+        for _ in range(4)
+    ],
+    "block_macs": lambda rng: [
+        dict(channels=rng.randint(8, 192), size=rng.choice((7, 14, 28, 56, 112)),
+             expand_ratio=rng.choice((2, 3, 4, 6)), kernel_size=rng.choice((3, 5)))
+        for _ in range(3)
+    ],
+    "block_params": lambda rng: [   # e >= 2: with e = 1 the blocks have no expansion at all
+        dict(channels=rng.randint(8, 192), expand_ratio=rng.choice((2, 3, 4, 6)),
+             kernel_size=rng.choice((3, 5)))
+        for _ in range(3)
+    ],
+    "fused_b0": lambda rng: [
+        tuple(sorted(rng.sample(range(2, 9), rng.randint(1, 7)))) for _ in range(2)
+    ],
+}
+
+
+def hidden_cases(name: str):
+    """The cases of a hidden test, drawn from the instructor's secret seed (the
+    environment variable :data:`SEED_VARIABLE`) and the test's ``name``: the package holds
+    the rules that draw them, never a table of them. Without a seed, fresh cases from the
+    operating system's randomness.
+
+    Shape: name -> list of cases (tuples, or keyword arguments of the checker).
+    """
+    if name not in _DRAWS:
+        raise ValueError(f"hidden_cases: no cases named {name!r}; expected one of {sorted(_DRAWS)}")
+    seed = os.environ.get(SEED_VARIABLE) or str(random.SystemRandom().getrandbits(128))
+    return _DRAWS[name](random.Random(f"{seed}:{name}"))
+
+
+# ======================================================================================
 # The assignments as data: what tools/classroom.py turns into nbgrader notebooks
 # ======================================================================================
 @dataclass(frozen=True)
@@ -1321,6 +1772,13 @@ class Assignment:
     cells: tuple[Cell, ...]
 
     @property
+    def references(self) -> tuple[str, ...]:
+        """The package's names a solution may not import: what the learner re-implements
+        (the package's references for the assignment's checkers live in
+        ``effnet_tutorial.exercises``, which no solution may import at all)."""
+        return tuple(o.__name__ for c in self.cells if isinstance(c, Implement) for o in c.objects)
+
+    @property
     def tests(self) -> list[Test]:
         return [c for c in self.cells if isinstance(c, Test)]
 
@@ -1409,7 +1867,8 @@ A1 = Assignment(
             "`squeezed_channels` on every MBConv block of B0-B7 and V2",
             "from effnet_tutorial.exercises.assignments import check_squeezed_channels\n\n"
             "assert check_squeezed_channels(squeezed_channels)",
-            hidden='assert check_squeezed_channels(squeezed_channels, cases="extra")',
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_squeezed_channels(squeezed_channels, cases=hidden_cases("squeezed_channels"))',
         ),
         Text(
             "## 2. Squeeze-and-Excitation (2 points)\n\n"
@@ -1425,8 +1884,9 @@ A1 = Assignment(
             "`SqueezeExcite(240, 10)`: parameters, shape and outputs with the package's weights",
             "from effnet_tutorial.exercises.assignments import check_squeeze_excite\n\n"
             "assert check_squeeze_excite(SqueezeExcite)",
-            hidden="assert check_squeeze_excite(SqueezeExcite, channels=1152, squeezed=48, "
-            "seed=1)\nassert check_squeeze_excite(SqueezeExcite, channels=96, squeezed=4, seed=2)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for case in hidden_cases("squeeze_excite"):\n'
+            "    assert check_squeeze_excite(SqueezeExcite, **case)",
         ),
         Text(
             "## 3. MBConv (5 points)\n\nWrite `MBConv`: its docstring gives the order of the "
@@ -1452,21 +1912,24 @@ A1 = Assignment(
             1,
             "`has_skip` and output shapes on B0's blocks",
             _TEST_MBCONV.format("check_mbconv_shapes"),
-            hidden='assert check_mbconv_shapes(MBConv, cases="extra")',
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_mbconv_shapes(MBConv, cases=hidden_cases("mbconv"))',
         ),
         Test(
             "test_mbconv_params",
             1,
             "parameter counts, part by part, on B0's blocks",
             _TEST_MBCONV.format("check_mbconv_param_counts"),
-            hidden='assert check_mbconv_param_counts(MBConv, cases="extra")',
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_mbconv_param_counts(MBConv, cases=hidden_cases("mbconv"))',
         ),
         Test(
             "test_mbconv_outputs",
             3,
             "outputs with the package's weights on B0's blocks",
             _TEST_MBCONV.format("check_mbconv_outputs"),
-            hidden='assert check_mbconv_outputs(MBConv, cases="extra", seed=1)',
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_mbconv_outputs(MBConv, cases=hidden_cases("mbconv"), seed=1)',
         ),
     ),
 )
@@ -1512,7 +1975,9 @@ A2 = Assignment(
             "`same_padding` on sizes 1-40, kernels 1-7, strides 1-3",
             "from effnet_tutorial.exercises.assignments import check_same_padding\n\n"
             "assert check_same_padding(same_padding)",
-            hidden="assert check_same_padding(same_padding, max_size=600, dilations=(1, 2, 3))",
+            hidden="assert check_same_padding(same_padding, max_size=600, dilations=(1, 2, 3))\n"
+            "from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_same_padding(same_padding, cases=hidden_cases("same_padding"))',
         ),
         Text(
             "Now write `stride2_paddings(image_size)`: the `(before, after)` padding of each of "
@@ -1540,7 +2005,8 @@ A2 = Assignment(
             "`stride2_paddings(240)`: B0's five stride-2 layers at 240 pixels",
             "from effnet_tutorial.exercises.assignments import check_stride2_function\n\n"
             "assert check_stride2_function(stride2_paddings, image_size=240)",
-            hidden="for size in (224, 255, 260, 300, 380):\n"
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for size in hidden_cases("stride2_paddings"):\n'
             "    assert check_stride2_function(stride2_paddings, image_size=size)",
         ),
         Text(
@@ -1554,10 +2020,10 @@ A2 = Assignment(
             "test_round_filters",
             2,
             "`round_filters` on B0's channels at every published width, and narrow layers",
-            "from effnet_tutorial.exercises.chapter01 import check_round_filters\n\n"
+            "from effnet_tutorial.exercises.assignments import check_round_filters\n\n"
             "assert check_round_filters(round_filters)",
-            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
-            "assert check_scaled_table(round_filters, None)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_round_filters(round_filters, cases=hidden_cases("round_filters"))',
         ),
         Text(
             "## 3. `round_repeats` (2 points)\n\nWrite `round_repeats(repeats, "
@@ -1572,6 +2038,8 @@ A2 = Assignment(
             "`round_repeats` on every repeat count of the V1 and V2 tables",
             "from effnet_tutorial.exercises.assignments import check_round_repeats\n\n"
             "assert check_round_repeats(round_repeats)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_round_repeats(round_repeats, cases=hidden_cases("round_repeats"))',
         ),
         Test(
             "test_b4_stage6",
@@ -1686,8 +2154,8 @@ A3 = Assignment(
             "`predicted_factor` on the published B1-B7",
             "from effnet_tutorial.exercises.assignments import check_predicted_factor\n\n"
             "assert check_predicted_factor(predicted_factor)",
-            hidden="cases = ((1.3, 1.15, 256), (2.0, 1.0, 224), (1.0, 1.5, 160), (1.1, 1.1, 231))\n"
-            "assert check_predicted_factor(predicted_factor, cases)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_predicted_factor(predicted_factor, hidden_cases("scale"))',
         ),
         Test(
             "test_b3_prediction",
@@ -1718,8 +2186,8 @@ A3 = Assignment(
             "`scaled_macs` on B0's and B3's coefficients",
             "from effnet_tutorial.exercises.assignments import check_scaled_macs\n\n"
             "assert check_scaled_macs(scaled_macs)",
-            hidden="cases = ((1.2, 1.1, 260), (1.0, 1.5, 224), (2.0, 1.0, 192))\n"
-            "assert check_scaled_macs(scaled_macs, cases)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_scaled_macs(scaled_macs, hidden_cases("scale")[:2])',
         ),
         Text(
             "## 3. Choose (2 points)\n\nChoose `depth` and `width` (coefficients, at least 1) and "
@@ -1853,9 +2321,9 @@ A4 = Assignment(
             "multiply-adds of both blocks (C = 48, 56x56, e = 4, k = 3)",
             "from effnet_tutorial.exercises.assignments import check_block_macs\n\n"
             "assert check_block_macs(mbconv_macs, fused_macs)",
-            hidden="for c, size, e, k in ((24, 112, 4, 3), (64, 28, 6, 5), (160, 14, 6, 3)):\n"
-            "    assert check_block_macs(mbconv_macs, fused_macs, channels=c, size=size,\n"
-            "                            expand_ratio=e, kernel_size=k)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for case in hidden_cases("block_macs"):\n'
+            "    assert check_block_macs(mbconv_macs, fused_macs, **case)",
         ),
         Test(
             "test_block_params",
@@ -1863,9 +2331,9 @@ A4 = Assignment(
             "parameters of both blocks (C = 48, e = 4, k = 3)",
             "from effnet_tutorial.exercises.assignments import check_block_params\n\n"
             "assert check_block_params(mbconv_params, fused_params)",
-            hidden="for c, e, k in ((24, 4, 3), (64, 6, 5), (160, 6, 3)):\n"
-            "    assert check_block_params(mbconv_params, fused_params, channels=c,\n"
-            "                              expand_ratio=e, kernel_size=k)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for case in hidden_cases("block_params"):\n'
+            "    assert check_block_params(mbconv_params, fused_params, **case)",
         ),
         Text(
             "## 2. B0 with Fused-MBConv stages (2 points)\n\n"
@@ -1895,8 +2363,9 @@ A4 = Assignment(
             "`fused_b0((2, 3, 4))`: parameters and multiply-adds",
             "from effnet_tutorial.exercises.assignments import check_fused_b0\n\n"
             "assert check_fused_b0(fused_b0)",
-            hidden="assert check_fused_b0(fused_b0, stages=(2, 3, 4, 5, 6))\n"
-            "assert check_fused_b0(fused_b0, stages=(2, 3, 4, 5, 6, 7, 8))",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for stages in hidden_cases("fused_b0"):\n'
+            "    assert check_fused_b0(fused_b0, stages=stages)",
         ),
         Text(
             "## 3. Measure\n\n`forward_ms(config)` below times one forward pass of a model built "
