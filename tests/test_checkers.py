@@ -41,7 +41,7 @@ from effnet_tutorial.exercises import chapter05 as ch5
 from effnet_tutorial.exercises import chapter06 as ch6
 from effnet_tutorial.inspection import count_flops
 from effnet_tutorial.blocks import squeezed_channels
-from effnet_tutorial.layers import SqueezeExcite, same_padding
+from effnet_tutorial.layers import ConvBNAct, SqueezeExcite, same_padding
 from effnet_tutorial.scaling import round_filters, round_repeats
 from effnet_tutorial.progressive import V2_PROGRESSIVE
 from test_checkers_lite import lite_cases
@@ -792,7 +792,13 @@ def test_every_call_in_an_assignment_test_cell_is_a_checker_call():
     them itself, where a crash would show a traceback instead of a verdict."""
     import ast
 
-    for a in asg.ASSIGNMENTS:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "classroom"))
+    import course
+
+    for a in course.ASSIGNMENTS:
         for test in a.tests:
             for code in filter(None, (test.source, test.hidden)):
                 calls = [node.func for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)]
@@ -895,3 +901,22 @@ def test_one_misconception_costs_only_its_own_test():
     verdict, out = run(asg.check_stride2_function, namespace["stride2_paddings"], 240)
     assert verdict is True, out
     assert namespace["same_padding"](5, 3, 2) == (1, 1)   # the learner's, back after the check
+
+
+def _conv_bn_pytorch_eps(*args, **kwargs):
+    """ConvBNAct with PyTorch's BatchNorm eps (1e-5): a learner's nn.BatchNorm2d()."""
+    return ConvBNAct(*args, **{**kwargs, "bn_eps": 1e-5})
+
+
+MB_BN_EPS = variant(MBConv, "", "", ConvBNAct=_conv_bn_pytorch_eps)
+
+
+def test_hints_for_flops_twice_the_macs_and_batchnorm_eps():
+    verdict, out = run(asg.check_scaled_macs, lambda d, w, r: 2 * count_flops(get_model_config(
+        "efficientnet-b0", depth_coefficient=d, width_coefficient=w, resolution=r)))
+    assert verdict is False and "FLOPs = 2 x MACs" in out, out
+    verdict, out = run(asg.check_block_macs, lambda c, n, e, k: 2 * block_macs(c, n, e, k)[0],
+                       lambda c, n, e, k: block_macs(c, n, e, k)[1])
+    assert verdict is False and "FLOPs = 2 x MACs" in out, out
+    verdict, out = run(asg.check_mbconv_outputs, MB_BN_EPS)
+    assert verdict is False and "PyTorch's default is 1e-5" in out, out

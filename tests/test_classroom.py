@@ -26,7 +26,8 @@ TOOL = ROOT / "tools" / "classroom.py"
 sys.path.insert(0, str(ROOT / "tools"))
 import classroom  # noqa: E402
 
-from effnet_tutorial.exercises.assignments import ASSIGNMENTS  # noqa: E402
+sys.path.insert(0, str(ROOT / "classroom"))
+from course import ASSIGNMENTS  # noqa: E402
 
 IDS = [a.id for a in ASSIGNMENTS]
 BY_ID = {a.id: a for a in ASSIGNMENTS}
@@ -656,3 +657,55 @@ def test_a_correct_solution_written_differently_gets_every_point(cheats):
     course, _, out = cheats
     assert lost(course, "other_way", A2) == set(), scores(course)[("other_way", A2)]
     assert "flagged: other_way" not in out.stdout
+
+
+def test_the_instructors_material_is_not_in_the_installed_package():
+    """Solutions, hidden tests' code and model answers live in classroom/course.py, which
+    pip does not install (pyproject.toml ships effnet_tutorial* only); the package keeps
+    the checkers and the rules that draw hidden cases, not a table of them."""
+    import tomllib
+
+    import setuptools
+
+    import effnet_tutorial.exercises.assignments as checkers
+    from course import Answer, Solution
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = setuptools.find_packages(str(ROOT), include=found["include"])
+    assert "effnet_tutorial.exercises" in shipped and not any("classroom" in p for p in shipped)
+    for name in ("ASSIGNMENTS", "_a3_model_answer", "_a4_model_answer", "_se_cases_extra"):
+        assert not hasattr(checkers, name), name
+    package_text = "\n".join(p.read_text(encoding="utf-8")
+                             for p in (ROOT / "effnet_tutorial").rglob("*.py"))
+    secrets = []
+    for a in ASSIGNMENTS:
+        secrets += [t.hidden for t in a.tests if t.hidden]
+        secrets += [c.source.split("### BEGIN SOLUTION")[-1].split("### END SOLUTION")[0]
+                    for c in a.cells if isinstance(c, Solution)]
+        secrets += [c.model_answer() if callable(c.model_answer) else c.model_answer
+                    for c in a.cells if isinstance(c, Answer)]
+    assert len(secrets) > 10
+    for secret in secrets:
+        longest = max(secret.strip().splitlines(), key=len).strip()
+        assert longest not in package_text, longest
+
+
+def test_skeleton_docstrings_say_what_to_compute_not_the_formula(generated):
+    """The package's docstrings of squeezed_channels, same_padding, round_filters and
+    round_repeats state their formulas; the released notebooks show the task's instead."""
+    import inspect
+
+    from course import Implement
+
+    course, _ = generated
+    replaced_any = False
+    for a in ASSIGNMENTS:
+        released = load(course / "release" / a.id / f"{a.id}.ipynb")
+        text = "\n".join("".join(c["source"]) for c in released["cells"])
+        for cell in (c for c in a.cells if isinstance(c, Implement)):
+            for obj in cell.objects:
+                if obj.__name__ in cell.docstrings:
+                    replaced_any = True
+                    assert inspect.getdoc(obj).splitlines()[0] not in text, obj.__name__
+                    assert cell.docstrings[obj.__name__].splitlines()[0] in text, obj.__name__
+    assert replaced_any
