@@ -709,3 +709,16 @@ def test_skeleton_docstrings_say_what_to_compute_not_the_formula(generated):
                     assert inspect.getdoc(obj).splitlines()[0] not in text, obj.__name__
                     assert cell.docstrings[obj.__name__].splitlines()[0] in text, obj.__name__
     assert replaced_any
+
+
+def test_a_deleted_written_answer_is_reported_as_missing(tmp_path):
+    a = "a3_flops_budget"
+    course = new_course(tmp_path)
+    assert tool("generate", "--course", course, "--assignment", a).returncode == 0
+    nb = load(course / "release" / a / f"{a}.ipynb")
+    nb["cells"] = [c for c in nb["cells"] if c["metadata"]["nbgrader"]["grade_id"] != "justification"]
+    submit(course, "no_answer", a, nb)
+    out = tool("grade", "--course", course)
+    assert f"graded: no_answer / {a}: 0/5 autograded; written answer missing (deleted from the " \
+           "notebook): justification" in out.stdout, out.stdout
+    assert "points to grade by hand" not in out.stdout.split(f"graded: no_answer / {a}")[1].splitlines()[0]

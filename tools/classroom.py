@@ -573,6 +573,7 @@ class Submission:
     problems: list[str] = field(default_factory=list)  # the submission cannot be graded
     warnings: list[str] = field(default_factory=list)  # it is graded, but something is off
     flags: list[str] = field(default_factory=list)  # it may try to change its own grading
+    missing: set[str] = field(default_factory=set)  # graded cells that are not in it
 
 
 #: What a Python import can find in a folder on sys.path.
@@ -664,6 +665,7 @@ def find_submissions(
                     sub.problems.append(f"{path} is not a valid Jupyter notebook ({first[:160]})")
                     continue
                 missing = sorted(grade_ids - _grade_ids(nb))
+                sub.missing.update(missing)
                 if missing:
                     sub.warnings.append(
                         f"{path.name}: graded cells deleted or their nbgrader metadata "
@@ -697,8 +699,10 @@ def _released(course_dir: Path) -> dict[str, dict[str, set[str]]]:
     return out
 
 
-def _scores(gradebook, assignment: str, student: str) -> tuple[float, float, float, list[str]]:
-    """(autograded score, its maximum, points still to grade by hand, failed test cells)."""
+def _scores(gradebook, assignment: str, student: str, missing: set[str] = frozenset()
+            ) -> tuple[float, float, float, list[str]]:
+    """(autograded score, its maximum, points still to grade by hand, failed test cells);
+    a written answer in ``missing`` (deleted from the submission) has nothing to grade."""
     sub = gradebook.find_submission(assignment, student)
     auto = auto_max = manual = 0.0
     failed = []
@@ -709,9 +713,22 @@ def _scores(gradebook, assignment: str, student: str) -> tuple[float, float, flo
                 auto_max += g.max_score
                 if (g.auto_score or 0.0) < g.max_score:
                     failed.append(g.name)
-            elif g.needs_manual_grade:  # an unchanged answer is scored 0 by nbgrader itself
+            elif g.needs_manual_grade and g.name not in missing:  # an unchanged answer: 0
                 manual += g.max_score
     return auto, auto_max, manual, failed
+
+
+def _written_answers(course_dir: Path, assignment: str) -> set[str]:
+    """The grade ids of the written answers (graded markdown cells) of an assignment."""
+    import nbformat
+
+    out = set()
+    for path in (course_dir / "release" / assignment).glob("*.ipynb"):
+        for c in nbformat.read(path, as_version=4).cells:
+            meta = c.metadata.get("nbgrader", {})
+            if c.cell_type == "markdown" and meta.get("grade"):
+                out.add(meta.get("grade_id"))
+    return out
 
 
 def grading_events(notebook: Path) -> tuple[list[str], list[str]]:
@@ -820,10 +837,13 @@ def grade(course_dir: Path, only: list[str] | None, students: list[str] | None) 
         graded.append((s, took))
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
         for s, took in graded:
-            auto, auto_max, manual, failed = _scores(gb, s.assignment, s.student)
+            auto, auto_max, manual, failed = _scores(gb, s.assignment, s.student, s.missing)
             line = f"graded: {s.student} / {s.assignment}: {auto:g}/{auto_max:g} autograded"
             if manual:
                 line += f", {manual:g} points to grade by hand"
+            answers = sorted(s.missing & _written_answers(course_dir, s.assignment))
+            if answers:
+                line += f"; written answer missing (deleted from the notebook): {', '.join(answers)}"
             events, flags = [], []
             for notebook in sorted(
                 (course_dir / "autograded" / s.student / s.assignment).glob("*.ipynb")
