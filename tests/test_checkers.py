@@ -11,6 +11,7 @@ checkers may wrap long lines.
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import inspect
 import io
@@ -39,7 +40,9 @@ from effnet_tutorial.exercises import chapter04 as ch4
 from effnet_tutorial.exercises import chapter05 as ch5
 from effnet_tutorial.exercises import chapter06 as ch6
 from effnet_tutorial.inspection import count_flops
-from effnet_tutorial.layers import SqueezeExcite
+from effnet_tutorial.blocks import squeezed_channels
+from effnet_tutorial.layers import ConvBNAct, SqueezeExcite, same_padding
+from effnet_tutorial.scaling import round_filters, round_repeats
 from effnet_tutorial.progressive import V2_PROGRESSIVE
 from test_checkers_lite import lite_cases
 
@@ -193,9 +196,13 @@ MB_NO_STRIDE = variant(
     MBConv, "ConvBNAct(mid, mid, kernel_size, stride,", "ConvBNAct(mid, mid, kernel_size, 1,"
 )
 MB_SYMMETRIC = variant(MBConv, "padding=padding, input_size", "padding='symmetric', input_size")
+# A learner's correct modules: the package's source, typed again (the package's own classes
+# are refused by the assignments' checkers).
+LEARNER_SE = variant(SqueezeExcite, "", "")
+LEARNER_MBCONV = variant(MBConv, "", "", SqueezeExcite=LEARNER_SE)
 
 
-class DoubleSE(SqueezeExcite):
+class DoubleSE(LEARNER_SE):
     """A learner's SE built in float64."""
 
     def __init__(self, *args):
@@ -203,7 +210,7 @@ class DoubleSE(SqueezeExcite):
         self.double()
 
 
-class DoubleMBConv(MBConv):
+class DoubleMBConv(LEARNER_MBCONV):
     """A learner's MBConv built in float64."""
 
     def __init__(self, *args):
@@ -453,6 +460,10 @@ def _chapter_cases():
     }
 
 
+#: MBConv blocks that no published table has (no SE, e=1 with stride 2 ...).
+EXTRA_BLOCKS = [(24, 24, 5, 1, 4, None), (16, 16, 3, 2, 1, 0.25), (48, 64, 5, 2, 4, 0.5), (8, 8, 3, 1, 1, None)]
+
+
 def _assignment_cases():
     w3, d3, r3, _ = V1_COEFFICIENTS["efficientnet-b3"]
     r2 = V1_COEFFICIENTS["efficientnet-b2"][2]
@@ -485,28 +496,29 @@ def _assignment_cases():
         return block_macs(c, n, e, k)[1]
 
     mb_no_bn = 48 * 4 * 48 + 9 * 4 * 48 + 4 * 48 * 48
-    classes = [None, "MBConv", MBConv(40, 80, 3, 2, 6), DoubleMBConv]
+    classes = [None, "MBConv", LEARNER_MBCONV(40, 80, 3, 2, 6), DoubleMBConv]
 
     return {
         asg.check_squeezed_channels: dict(
-            ref=[(lambda c, r: max(1, int(c * r)),), (lambda c, r: max(1, int(c * r)), "extra")],
+            ref=[(lambda c, r: max(1, int(c * r)),),
+                 (lambda c, r: max(1, int(c * r)), [(c, r) for c in (1, 3, 257) for r in (0.0625, 1.0)])],
             wrong=[
                 (((lambda c, r: round(c * r)),), "round down"),
-                (((lambda c, r: int(c * r)), "extra"), "never below one channel"),
+                (((lambda c, r: int(c * r)), [(3, 0.25)]), "never below one channel"),
             ],
             types=[(None,), ("squeezed_channels",), (lambda c, r: c * r,), (DOUBLE,)],
         ),
         asg.check_squeeze_excite: dict(
-            ref=[(SqueezeExcite,), (SqueezeExcite, 96, 4, 2)],
+            ref=[(LEARNER_SE,), (LEARNER_SE, 96, 4, 2)],
             wrong=[
                 ((SE_RELU,), "not ReLU"),
                 ((SE_GATE_ONLY,), "the gate alone"),
                 ((SE_NO_BIAS,), "have a bias"),
             ],
-            types=[(None,), ("SqueezeExcite",), (SqueezeExcite(240, 10),), (DoubleSE,)],
+            types=[(None,), ("SqueezeExcite",), (LEARNER_SE(240, 10),), (DoubleSE,)],
         ),
         asg.check_mbconv_shapes: dict(
-            ref=[(MBConv,), (MBConv, "extra")],
+            ref=[(LEARNER_MBCONV,), (LEARNER_MBCONV, EXTRA_BLOCKS)],
             wrong=[
                 ((MB_SKIP_ALWAYS,), "only when stride == 1 and in_channels == out_channels"),
                 ((MB_NO_STRIDE,), "the depthwise conv carries the stride"),
@@ -514,7 +526,7 @@ def _assignment_cases():
             types=[(c,) for c in classes],
         ),
         asg.check_mbconv_param_counts: dict(
-            ref=[(MBConv,), (MBConv, "extra")],
+            ref=[(LEARNER_MBCONV,), (LEARNER_MBCONV, EXTRA_BLOCKS)],
             wrong=[
                 ((MB_SE_EXPANDED,), "squeezes from the block's INPUT channels"),
                 ((variant(MBConv, "groups=mid, ", ""),), "groups = channels"),
@@ -522,10 +534,8 @@ def _assignment_cases():
             types=[(c,) for c in classes[:3]],
         ),  # a float64 block has the right counts
         asg.check_mbconv_outputs: dict(
-            ref=[(MBConv,), (MBConv, "extra", 1)],
+            ref=[(LEARNER_MBCONV,), (LEARNER_MBCONV, EXTRA_BLOCKS, 1)],
             wrong=[
-                ((MB_SE_EXPANDED,), "squeezes from the block's INPUT channels"),
-                ((MB_SKIP_ALWAYS,), "only when stride == 1 and in_channels == out_channels"),
                 ((MB_NO_SKIP,), "add the input (identity skip)"),
                 ((MB_SYMMETRIC,), "TF 'same' padding"),
             ],
@@ -557,6 +567,16 @@ def _assignment_cases():
                 (((lambda n, d: int(n * d)),), "int() truncates"),
             ],
             types=[(None,), ("ceil",), (lambda n, d: n * d,), (DOUBLE,)],
+        ),
+        asg.check_round_filters: dict(
+            ref=[(ref_round_filters,), (ref_round_filters, [(c, w) for c in (1, 7, 320) for w in (0.4, 1.15, 3.1)])],
+            wrong=[
+                (((lambda c_, w: max(8, int(c_ * w + 4) // 8 * 8)),), "more than 10 % below"),
+                (((lambda c_, w: max(8, int(c_ * w + 4) // 8 * 8)), [(10, 1.0)]), "add 8 when that lost"),
+                (((lambda c_, w: int(c_ * w)), [(321, 1.15)]), "nearest multiple of 8"),
+            ],
+            types=[(None,), ("round_filters",), (lambda c_, w: float(ref_round_filters(c_, w)), [(8, 1.0)]),
+                   (DOUBLE,)],
         ),
         asg.check_scaled_table: dict(
             ref=[
@@ -772,13 +792,20 @@ def test_every_call_in_an_assignment_test_cell_is_a_checker_call():
     them itself, where a crash would show a traceback instead of a verdict."""
     import ast
 
-    for a in asg.ASSIGNMENTS:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "classroom"))
+    import course
+
+    for a in course.ASSIGNMENTS:
         for test in a.tests:
             for code in filter(None, (test.source, test.hidden)):
                 calls = [node.func for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)]
                 assert calls, test.grade_id
                 for func in calls:
-                    assert isinstance(func, ast.Name) and func.id.startswith("check_"), (
+                    assert isinstance(func, ast.Name) and (
+                        func.id.startswith("check_") or func.id == "hidden_cases"), (
                         f"{a.id} / {test.grade_id} calls {ast.unparse(func)}(...) outside a checker")
 
 
@@ -812,3 +839,107 @@ def test_check_equal_gives_a_hint_first_and_reveals_only_after_repeated_wrong_tr
     assert "42" not in capsys.readouterr().out
     # A bool is never an exact number.
     assert _common.check_equal(True, 1, "a bool (check_equal)") is False
+
+
+# ======================================================================================
+# No free marks: the package's own reference is refused, however it is handed in
+# ======================================================================================
+def _wrapped(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class _SubMBConv(MBConv):
+    """A "learner's" MBConv that only inherits the package's."""
+
+
+REFERENCE_ANSWERS = [
+    ("squeezed_channels itself", asg.check_squeezed_channels, (squeezed_channels,)),
+    ("a wrapper of squeezed_channels", asg.check_squeezed_channels, (_wrapped(squeezed_channels),)),
+    ("SqueezeExcite itself", asg.check_squeeze_excite, (SqueezeExcite,)),
+    ("MBConv itself", asg.check_mbconv_outputs, (MBConv,)),
+    ("a subclass of MBConv", asg.check_mbconv_shapes, (_SubMBConv,)),
+    ("a subclass of MBConv", asg.check_mbconv_param_counts, (_SubMBConv,)),
+    ("same_padding itself", asg.check_same_padding, (same_padding,)),
+    ("a lambda calling same_padding", asg.check_same_padding, (lambda n, k, s, d=1: same_padding(n, k, s, d),)),
+    ("round_filters itself", asg.check_round_filters, (round_filters,)),
+    ("a lambda calling round_filters", asg.check_round_filters, (lambda c, w, divisor=8: round_filters(c, w),)),
+    ("a lambda calling round_filters, hidden cases", asg.check_round_filters,
+     (lambda c, w, divisor=8: round_filters(c, w), [(32, 1.1)])),
+    ("round_repeats itself", asg.check_round_repeats, (round_repeats,)),
+    ("the package's round_repeats in B4", asg.check_b4_stage6_functions, (ref_round_filters, round_repeats)),
+    ("fused_b0_config re-exported", asg.check_fused_b0, (asg.fused_b0_config,)),
+    ("a lambda calling fused_b0_config", asg.check_fused_b0, (lambda stages: asg.fused_b0_config(stages),)),
+    ("a lambda calling scaled_b0_config", asg.check_scaled_macs,
+     (lambda d, w, r: count_flops(asg.scaled_b0_config(d, w, r)),)),
+    ("a lambda calling a checker", asg.check_predicted_factor,
+     (lambda d, w, r: asg.check_predicted_factor(lambda *a: 1.0) and d * w**2 * (r / 224) ** 2,)),
+]
+
+
+@pytest.mark.parametrize("checker, args", [c[1:] for c in REFERENCE_ANSWERS], ids=[c[0] for c in REFERENCE_ANSWERS])
+def test_the_packages_own_reference_is_refused_and_named(checker, args):
+    verdict, out = run(checker, *args)
+    assert verdict is False and f"Not yet: {asg.NOT_ALLOWED}" in out, out
+    assert "the package's own" in out and "flagged" in out, out
+
+
+def test_hidden_cases_come_from_the_secret_seed(monkeypatch):
+    """Same seed, same cases; another seed or none, other cases; and every draw is valid."""
+    monkeypatch.setenv(asg.SEED_VARIABLE, "instructor-secret-1")
+    first = {name: asg.hidden_cases(name) for name in asg._DRAWS}
+    assert first == {name: asg.hidden_cases(name) for name in asg._DRAWS}
+    monkeypatch.setenv(asg.SEED_VARIABLE, "instructor-secret-2")
+    assert all(asg.hidden_cases(name) != first[name] for name in asg._DRAWS)
+    monkeypatch.delenv(asg.SEED_VARIABLE)
+    assert asg.hidden_cases("same_padding") != asg.hidden_cases("same_padding")
+    for cin, cout, k, s, e, r in first["mbconv"]:
+        MBConv(cin, cout, k, s, e, r)
+    assert all(2 <= n <= 8 for stages in first["fused_b0"] for n in stages)
+    with pytest.raises(ValueError, match="expected one of"):
+        asg.hidden_cases("mbconv_extra")
+
+
+def test_one_misconception_costs_only_its_own_test():
+    """The outputs of MBConv are compared with a reference of the learner's SE width and
+    skip flag: those are test_mbconv_params' and test_mbconv_shapes' concepts. B0's
+    stride-2 paddings are walked with the package's same_padding."""
+    for wrong, failing in ((MB_SE_EXPANDED, asg.check_mbconv_param_counts),
+                           (MB_SKIP_ALWAYS, asg.check_mbconv_shapes)):
+        assert run(failing, wrong)[0] is False
+        verdict, out = run(asg.check_mbconv_outputs, wrong)
+        assert verdict is True, out
+    namespace = {}
+    exec("import math\nfrom effnet_tutorial import get_model_config\n"
+         "def same_padding(size, k, s, d=1):\n    return (k // 2, k // 2)   # PyTorch's padding\n"
+         "def stride2_paddings(image_size):\n    size, out = image_size, []\n"
+         "    for k, s in [(3, 2)] + [(b.kernel_size, b.stride) for b in\n"
+         "                            get_model_config('efficientnet-b0').block_specs()]:\n"
+         "        if s == 2:\n            out.append(same_padding(size, k, s))\n"
+         "        size = math.ceil(size / s)\n    return out\n", namespace)
+    assert run(asg.check_same_padding, namespace["same_padding"])[0] is False
+    verdict, out = run(asg.check_stride2_function, namespace["stride2_paddings"], 240)
+    assert verdict is True, out
+    assert namespace["same_padding"](5, 3, 2) == (1, 1)   # the learner's, back after the check
+
+
+def _conv_bn_pytorch_eps(*args, **kwargs):
+    """ConvBNAct with PyTorch's BatchNorm eps (1e-5): a learner's nn.BatchNorm2d()."""
+    return ConvBNAct(*args, **{**kwargs, "bn_eps": 1e-5})
+
+
+MB_BN_EPS = variant(MBConv, "", "", ConvBNAct=_conv_bn_pytorch_eps)
+
+
+def test_hints_for_flops_twice_the_macs_and_batchnorm_eps():
+    verdict, out = run(asg.check_scaled_macs, lambda d, w, r: 2 * count_flops(get_model_config(
+        "efficientnet-b0", depth_coefficient=d, width_coefficient=w, resolution=r)))
+    assert verdict is False and "FLOPs = 2 x MACs" in out, out
+    verdict, out = run(asg.check_block_macs, lambda c, n, e, k: 2 * block_macs(c, n, e, k)[0],
+                       lambda c, n, e, k: block_macs(c, n, e, k)[1])
+    assert verdict is False and "FLOPs = 2 x MACs" in out, out
+    verdict, out = run(asg.check_mbconv_outputs, MB_BN_EPS)
+    assert verdict is False and "PyTorch's default is 1e-5" in out, out

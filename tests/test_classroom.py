@@ -26,7 +26,8 @@ TOOL = ROOT / "tools" / "classroom.py"
 sys.path.insert(0, str(ROOT / "tools"))
 import classroom  # noqa: E402
 
-from effnet_tutorial.exercises.assignments import ASSIGNMENTS  # noqa: E402
+sys.path.insert(0, str(ROOT / "classroom"))
+from course import ASSIGNMENTS  # noqa: E402
 
 IDS = [a.id for a in ASSIGNMENTS]
 BY_ID = {a.id: a for a in ASSIGNMENTS}
@@ -111,7 +112,7 @@ MISTAKES = [
         "mbconv",
         "squeezed_channels(in_channels, se_ratio)",
         "squeezed_channels(mid, se_ratio)",
-        {"test_mbconv_params", "test_mbconv_outputs"},
+        {"test_mbconv_params"},   # not test_mbconv_outputs: one concept, one test
         "the official MBConv squeezes from the block's INPUT channels",
     ),
     (
@@ -120,7 +121,7 @@ MISTAKES = [
         "mbconv",
         "self.has_skip = stride == 1 and in_channels == out_channels",
         "self.has_skip = True",
-        {"test_mbconv_shapes", "test_mbconv_outputs"},
+        {"test_mbconv_shapes"},
         "add it only when stride == 1 and in_channels == out_channels",
     ),
     (
@@ -322,7 +323,10 @@ def test_the_time_limit_stops_a_notebook_that_never_ends(tmp_path):
     page = feedback_text(course, "looper", a)
     assert page.count("CellTimeoutError") == 2   # the two cells that never finish
     assert "not run: grading stopped at the time limit" in page   # the cells after the limit
-    assert all(s == 0 for s, _ in scores(course)[("looper", a)].values())
+    # test_stride2_paddings walks B0's layers with the package's same_padding (one concept,
+    # one test), so it may pass when its own cell ran before the notebook's time was up.
+    got = scores(course)[("looper", a)]
+    assert all(s == 0 for name, (s, _) in got.items() if name != "test_stride2_paddings"), got
 
 
 # ======================================================================================
@@ -470,3 +474,251 @@ def test_crashes_in_the_learners_functions_get_a_verdict_not_a_traceback(hardene
         assert f"raised {error}" in printed and "Hint:" in printed, printed
         # The cell fails by its assert on the verdict, not by the learner's exception.
         assert [o["ename"] for o in outputs if o["output_type"] == "error"] == ["AssertionError"]
+
+
+# ======================================================================================
+# No free marks: submissions that use the package's reference or patch the checkers
+# ======================================================================================
+A1, A4 = "a1_se_mbconv", "a4_fused_vs_mbconv"
+
+
+def replaced(nb: dict, grade_id: str, code: str) -> dict:
+    """A copy of ``nb`` whose cell ``grade_id`` holds ``code``: the learner's own cell."""
+    nb = json.loads(json.dumps(nb))
+    cell = next(c for c in nb["cells"] if c["metadata"]["nbgrader"]["grade_id"] == grade_id)
+    cell["source"] = code
+    return nb
+
+
+#: Replaces every checker in the checkers' modules by one that always passes.
+PATCH_CHECKERS = """\
+import effnet_tutorial.exercises.assignments as assignments
+import effnet_tutorial.exercises.chapter01 as chapter01
+for module in (assignments, chapter01):
+    for name in dir(module):
+        if name.startswith("check_"):
+            setattr(module, name, lambda *a, **k: True)
+"""
+#: The same, written so that the static scan does not see it (an alias of sys, and
+#: __setattr__): only the fresh checkers of each test cell stop it.
+PATCH_CHECKERS_QUIETLY = """\
+import sys
+s = sys
+for name, module in list(s.modules.items()):
+    if name.startswith("effnet_tutorial.exercises"):
+        for attr in dir(module):
+            if attr.startswith("check_"):
+                module.__setattr__(attr, lambda *a, **k: True)
+"""
+
+#: Assignment 2 written differently from the source solution, all correct.
+A2_OTHER_WAY = {
+    "same_padding": """\
+def same_padding(size, kernel_size, stride, dilation=1):
+    span = dilation * (kernel_size - 1) + 1
+    out = (size + stride - 1) // stride
+    total = (out - 1) * stride + span - size
+    if total < 0:
+        total = 0
+    half = total // 2
+    return half, total - half
+""",
+    "stride2_paddings": """\
+def stride2_paddings(image_size):
+    config = get_model_config("efficientnet-b0")
+    strided = [(3, 2)] + [(b.kernel_size, b.stride) for b in config.block_specs() if b.stride == 2]
+    sizes, out = [image_size], []
+    for b in [(3, 2)] + [(b.kernel_size, b.stride) for b in config.block_specs()]:
+        if b[1] == 2:
+            out.append(same_padding(sizes[-1], b[0], 2))
+        sizes.append(-(-sizes[-1] // b[1]))
+    assert len(out) == len(strided)
+    return out
+""",
+    "round_filters": """\
+def round_filters(channels, width_coefficient, divisor=8):
+    target = channels * width_coefficient
+    best = int((target + divisor / 2) // divisor) * divisor
+    best = max(best, divisor)
+    return best + divisor if best < 0.9 * target else best
+""",
+    "round_repeats": """\
+def round_repeats(repeats, depth_coefficient):
+    scaled = depth_coefficient * repeats
+    whole = int(scaled)
+    return whole if whole == scaled else whole + 1
+""",
+}
+
+#: Assignment 2 answered wrongly everywhere: with checkers that always pass, 7 points.
+A2_WRONG = {
+    "same_padding": "def same_padding(size, kernel_size, stride, dilation=1):\n    return (0, 0)\n",
+    "stride2_paddings": "def stride2_paddings(image_size):\n    return []\n",
+    "round_filters": "def round_filters(channels, width_coefficient, divisor=8):\n    return channels\n",
+    "round_repeats": "def round_repeats(repeats, depth_coefficient):\n    return repeats\n",
+}
+
+#: A lookup table of the visible cases (and of the hidden cases of earlier versions).
+A1_TABLE = """\
+_TABLE = {{{table}}}
+
+def squeezed_channels(in_channels, se_ratio):
+    return _TABLE.get((in_channels, se_ratio), 1)
+"""
+
+
+@pytest.fixture(scope="module")
+def cheats(tmp_path_factory):
+    from effnet_tutorial.blocks import squeezed_channels
+    from effnet_tutorial.exercises.assignments import _se_cases
+
+    course = new_course(tmp_path_factory.mktemp("cheats"))
+    for a in (A1, A2, A4):
+        assert tool("generate", "--course", course, "--assignment", a).returncode == 0
+    source = {a: load(course / "source" / a / f"{a}.ipynb") for a in (A1, A2, A4)}
+    table = ", ".join(f"({c}, {r}): {squeezed_channels(c, r)}" for c, r, _ in _se_cases("models"))
+    table += ", " + ", ".join(f"({c}, {r}): {squeezed_channels(c, r)}"
+                              for c in (1, 2, 3, 7, 13, 100, 257) for r in (0.0625, 0.125, 0.5, 1.0))
+    other, wrong = source[A2], source[A2]
+    for cell, code in A2_OTHER_WAY.items():
+        other = replaced(other, cell, code)
+    for cell, code in A2_WRONG.items():
+        wrong = replaced(wrong, cell, code)
+    submissions = {
+        ("import_mbconv", A1): replaced(source[A1], "mbconv", "from effnet_tutorial.blocks import MBConv"),
+        ("table", A1): replaced(source[A1], "squeezed_channels", A1_TABLE.format(table=table)),
+        ("import_round_filters", A2): replaced(
+            source[A2], "round_filters", "from effnet_tutorial.scaling import round_filters"),
+        ("patch_checkers", A2): replaced(wrong, "same_padding", PATCH_CHECKERS + A2_WRONG["same_padding"]),
+        ("patch_quietly", A2): replaced(
+            wrong, "same_padding", PATCH_CHECKERS_QUIETLY + A2_WRONG["same_padding"]),
+        ("other_way", A2): other,
+        ("reexport", A4): replaced(
+            source[A4], "fused_b0",
+            "from effnet_tutorial.exercises.assignments import fused_b0_config as fused_b0"),
+    }
+    for (student, a), nb in submissions.items():
+        submit(course, student, a, nb)
+    out = tool("grade", "--course", course)
+    print(out.stdout)
+    return course, source, out
+
+
+def lost(course: Path, student: str, assignment: str) -> set:
+    return {name for name, (s, m) in scores(course)[(student, assignment)].items() if s < m}
+
+
+def test_importing_the_reference_costs_its_tests_and_is_flagged(cheats):
+    course, source, out = cheats
+    assert lost(course, "import_mbconv", A1) == {
+        "test_mbconv_shapes", "test_mbconv_params", "test_mbconv_outputs"}
+    assert lost(course, "import_round_filters", A2) == {"test_round_filters", "test_b4_stage6"}
+    for student, a, cell, what in (
+        ("import_mbconv", A1, "mbconv", "MBConv from effnet_tutorial.blocks"),
+        ("import_round_filters", A2, "round_filters", "round_filters from effnet_tutorial.scaling"),
+    ):
+        n = cell_number(source[a], cell)
+        assert (f"flagged: {student} / {a}: cell {n} ({cell}) imports the package's reference "
+                f"{what}; tests scored 0: ") in out.stdout, out.stdout
+    assert "FlaggedSolutionError" in feedback_text(course, "import_mbconv", A1)
+
+
+def test_a_reexported_reference_scores_nothing_and_is_flagged(cheats):
+    course, source, out = cheats
+    assert lost(course, "reexport", A4) == {"test_fused_b0"}
+    n = cell_number(source[A4], "fused_b0")
+    assert (f"flagged: reexport / {A4}: cell {n} (fused_b0) imports the checkers' module "
+            "effnet_tutorial.exercises.assignments") in out.stdout, out.stdout
+    # The checker itself refuses the package's object, named in the feedback.
+    assert "Not yet: not allowed: your fused_b0 is the package's own" in feedback_text(
+        course, "reexport", A4)
+
+
+def test_patched_checkers_give_no_points(cheats):
+    course, source, out = cheats
+    for student in ("patch_checkers", "patch_quietly"):
+        assert all(s == 0 for s, _ in scores(course)[(student, A2)].values()), student
+    n = cell_number(source[A2], "same_padding")
+    assert (f"flagged: patch_checkers / {A2}: cell {n} (same_padding) imports the checkers' module "
+            "effnet_tutorial.exercises.assignments") in out.stdout, out.stdout
+    # The quiet patch escapes the scan: the test cells' fresh checkers still fail the answers.
+    assert "Not yet: same_padding(1, 3, 1)" in feedback_text(course, "patch_quietly", A2)
+
+
+def test_a_table_of_the_visible_cases_fails_the_secret_cases_and_is_flagged(cheats):
+    course, source, out = cheats
+    assert lost(course, "table", A1) == {"test_squeezed_channels"}
+    n = cell_number(source[A1], "test_squeezed_channels")
+    assert (f"flagged: table / {A1}: cell {n} (test_squeezed_channels): the visible cases pass "
+            "but the hidden ones fail") in out.stdout, out.stdout
+
+
+def test_a_correct_solution_written_differently_gets_every_point(cheats):
+    course, _, out = cheats
+    assert lost(course, "other_way", A2) == set(), scores(course)[("other_way", A2)]
+    assert "flagged: other_way" not in out.stdout
+
+
+def test_the_instructors_material_is_not_in_the_installed_package():
+    """Solutions, hidden tests' code and model answers live in classroom/course.py, which
+    pip does not install (pyproject.toml ships effnet_tutorial* only); the package keeps
+    the checkers and the rules that draw hidden cases, not a table of them."""
+    import tomllib
+
+    import setuptools
+
+    import effnet_tutorial.exercises.assignments as checkers
+    from course import Answer, Solution
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = setuptools.find_packages(str(ROOT), include=found["include"])
+    assert "effnet_tutorial.exercises" in shipped and not any("classroom" in p for p in shipped)
+    for name in ("ASSIGNMENTS", "_a3_model_answer", "_a4_model_answer", "_se_cases_extra"):
+        assert not hasattr(checkers, name), name
+    package_text = "\n".join(p.read_text(encoding="utf-8")
+                             for p in (ROOT / "effnet_tutorial").rglob("*.py"))
+    secrets = []
+    for a in ASSIGNMENTS:
+        secrets += [t.hidden for t in a.tests if t.hidden]
+        secrets += [c.source.split("### BEGIN SOLUTION")[-1].split("### END SOLUTION")[0]
+                    for c in a.cells if isinstance(c, Solution)]
+        secrets += [c.model_answer() if callable(c.model_answer) else c.model_answer
+                    for c in a.cells if isinstance(c, Answer)]
+    assert len(secrets) > 10
+    for secret in secrets:
+        longest = max(secret.strip().splitlines(), key=len).strip()
+        assert longest not in package_text, longest
+
+
+def test_skeleton_docstrings_say_what_to_compute_not_the_formula(generated):
+    """The package's docstrings of squeezed_channels, same_padding, round_filters and
+    round_repeats state their formulas; the released notebooks show the task's instead."""
+    import inspect
+
+    from course import Implement
+
+    course, _ = generated
+    replaced_any = False
+    for a in ASSIGNMENTS:
+        released = load(course / "release" / a.id / f"{a.id}.ipynb")
+        text = "\n".join("".join(c["source"]) for c in released["cells"])
+        for cell in (c for c in a.cells if isinstance(c, Implement)):
+            for obj in cell.objects:
+                if obj.__name__ in cell.docstrings:
+                    replaced_any = True
+                    assert inspect.getdoc(obj).splitlines()[0] not in text, obj.__name__
+                    assert cell.docstrings[obj.__name__].splitlines()[0] in text, obj.__name__
+    assert replaced_any
+
+
+def test_a_deleted_written_answer_is_reported_as_missing(tmp_path):
+    a = "a3_flops_budget"
+    course = new_course(tmp_path)
+    assert tool("generate", "--course", course, "--assignment", a).returncode == 0
+    nb = load(course / "release" / a / f"{a}.ipynb")
+    nb["cells"] = [c for c in nb["cells"] if c["metadata"]["nbgrader"]["grade_id"] != "justification"]
+    submit(course, "no_answer", a, nb)
+    out = tool("grade", "--course", course)
+    assert f"graded: no_answer / {a}: 0/5 autograded; written answer missing (deleted from the " \
+           "notebook): justification" in out.stdout, out.stdout
+    assert "points to grade by hand" not in out.stdout.split(f"graded: no_answer / {a}")[1].splitlines()[0]

@@ -61,11 +61,14 @@ def api_names() -> dict[str, tuple[str, str]]:
 
 
 def _segments(text: str):
-    """(is_prose, text) pieces of a markdown cell: code fences and headings are not prose."""
+    """(is_prose, text) pieces of a markdown cell: code fences, headings and exercise texts
+    are not prose (tools/classroom.py quotes the exercises into nbgrader notebooks, which
+    Jupyter renders without Sphinx's roles)."""
     fence = None
     for line in text.splitlines(keepends=True):
         stripped = line.lstrip()
-        if fence is None and stripped.startswith(("```", "~~~")) and not stripped.startswith(("```{", "~~~{")):
+        opens_code = stripped.startswith(("```", "~~~")) and not stripped.startswith(("```{", "~~~{"))
+        if fence is None and (opens_code or stripped.startswith("```{exercise}")):
             fence = stripped[:3]
             yield False, line
         elif fence is not None:

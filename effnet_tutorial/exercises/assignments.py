@@ -1,12 +1,11 @@
-r"""The classroom assignments (nbgrader, ``classroom/``): their checkers, and the
-assignments themselves as data.
+r"""The checkers of the classroom assignments (nbgrader, ``classroom/``), the rules that
+draw their hidden cases from the instructor's secret seed, and the static scan of the
+learners' cells that grading runs.
 
-``tools/classroom.py`` builds every notebook of the course from :data:`ASSIGNMENTS`.
-A cell there either quotes a chapter's exercise by its label (:class:`FromChapter`),
-shows the package's own source as the solution, of which the learner sees only the
-signatures and docstrings (:class:`Implement`), or holds a solution, an autograded test
-(:class:`Test`) or a written answer with its rubric (:class:`Answer`). Nothing is copied
-by hand from the chapters or the package, so the course cannot drift from either.
+The assignments themselves (task texts, solutions, hidden tests' code, model answers)
+are instructors' material, outside the package: ``classroom/course.py``. Grading
+(``classroom/nbgrader_config.py``) and ``tools/classroom.py`` use this module's
+:func:`scan_solution`, :data:`NOT_ALLOWED` and :data:`SEED_VARIABLE`.
 
 The checkers follow the rules of the chapter checkers (:mod:`effnet_tutorial.exercises`):
 one verdict line with a hint, ``True`` or ``False``, never an exception
@@ -15,7 +14,8 @@ implementation, with the same weights when the answer is a module) or with an or
 written here, and they recognise the known mistakes by computing the wrong answers too.
 A test cell calls the learner's code only through a checker: it passes the learner's
 functions, and the checker calls them, so that a crash in them (a NameError, a
-RecursionError ...) becomes a verdict with a hint, not a traceback.
+RecursionError ...) becomes a verdict with a hint, not a traceback. A checker refuses
+the package's own reference in place of the learner's code (:func:`_no_reference`).
 
 >>> from effnet_tutorial.exercises.assignments import check_round_repeats
 >>> check_round_repeats(lambda repeats, depth: round(repeats * depth))  # doctest: +ELLIPSIS
@@ -25,11 +25,17 @@ False
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
+import io
 import math
+import os
+import random
+import sys
 from dataclasses import dataclass, fields
 from numbers import Integral
-from typing import Callable, Union
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +64,7 @@ __all__ = [
     "check_mbconv_outputs",
     "check_same_padding",
     "check_round_repeats",
+    "check_round_filters",
     "check_scaled_table",
     "check_predicted_factor",
     "check_scaled_macs",
@@ -73,16 +80,11 @@ __all__ = [
     "scaled_b0_config",
     "BUDGET",
     "BUDGET_FLOOR",
-    "ASSIGNMENTS",
-    "Assignment",
-    "Text",
-    "FromChapter",
-    "Setup",
-    "Given",
-    "Implement",
-    "Solution",
-    "Test",
-    "Answer",
+    "hidden_cases",
+    "SEED_VARIABLE",
+    "NOT_ALLOWED",
+    "scan_solution",
+    "Finding",
 ]
 
 V1_NAMES = tuple(n for n in MODEL_NAMES if n in V1_COEFFICIENTS)
@@ -122,12 +124,176 @@ def _name(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
 
+# ======================================================================================
+# No free marks: the learner's code may not be, wrap or run the package's reference
+# ======================================================================================
+#: The folder of the checkers: no code of it may run inside a learner's function.
+_EXERCISES = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: What a "Not yet" verdict starts with when the answer is, or runs, the package's own
+#: reference; ``make grade`` (tools/classroom.py) flags the submission when it prints this.
+NOT_ALLOWED = "not allowed: "
+_forbidden: tuple = ()   # the references of the checker that is running
+
+
+def _code_key(code) -> tuple:
+    # By file, line and name, not identity: a reloaded module compiles new code objects.
+    return (code.co_filename, code.co_firstlineno, code.co_name)
+
+
+def _codes_of(obj) -> set:
+    """The code keys of a function, or of every method of a class."""
+    items = vars(obj).values() if isinstance(obj, type) else [obj]
+    keys = set()
+    for item in items:
+        if isinstance(item, (staticmethod, classmethod)):
+            item = item.__func__
+        elif isinstance(item, property):
+            item = item.fget
+        code = getattr(item, "__code__", None)
+        if code is not None:
+            keys.add(_code_key(code))
+    return keys
+
+
+def _no_reference(*references):
+    """Run the checker with ``references`` (the package's objects that the learner
+    re-implements) forbidden: the learner's answer may not be one of them, a subclass or a
+    wrapper of one, nor run their code (nor any checker's) while the checker calls it."""
+
+    def decorate(checker):
+        @functools.wraps(checker)
+        def wrapper(*args, **kwargs):
+            global _forbidden
+            saved, _forbidden = _forbidden, references
+            try:
+                return checker(*args, **kwargs)
+            finally:
+                _forbidden = saved
+
+        return wrapper
+
+    return decorate
+
+
+def _lending(**references):
+    """Decorate a checker whose first argument is the learner's class or function: see
+    :func:`_lend`."""
+
+    def decorate(checker):
+        @functools.wraps(checker)
+        def wrapper(obj, *args, **kwargs):
+            with _lend(obj, **references):
+                return checker(obj, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _banned() -> set:
+    return set().union(*map(_codes_of, _forbidden)) if _forbidden else set()
+
+
+def _reference_name(code) -> str:
+    if code.co_filename.startswith(_EXERCISES):
+        return f"checker code ({code.co_name} in effnet_tutorial/exercises)"
+    for ref in _forbidden:
+        if _code_key(code) in _codes_of(ref):
+            return f"{ref.__module__}.{ref.__qualname__}"
+    return code.co_name
+
+
+class _Watch:
+    """A profiler (sys.setprofile) that notes the first call, while the learner's code
+    runs, of the forbidden references' code or of the checkers' own code."""
+
+    def __init__(self):
+        self.banned, self.found = _banned(), None
+
+    def __call__(self, frame, event, arg):
+        if event == "call" and self.found is None:
+            code = frame.f_code
+            if code.co_filename.startswith(_EXERCISES) or _code_key(code) in self.banned:
+                self.found = code
+
+    def run(self, fn, *args, **kwargs):
+        previous = sys.getprofile()
+        sys.setprofile(self)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+
+    def verdict(self, what: str) -> None:
+        if self.found is not None:
+            raise _NotYet(
+                f"{NOT_ALLOWED}{what} runs the package's own {_reference_name(self.found)}",
+                "the task is to write it yourself; the test scores 0 and your submission is "
+                "flagged for your instructor",
+            )
+
+
+@contextlib.contextmanager
+def _lend(obj, **references):
+    """While the checker runs, the learner's ``obj`` finds the package's ``references``
+    under their names in its module (the notebook): a composed test (MBConv, B0's stride-2
+    paddings) then checks its own part only, not again the parts tested elsewhere."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    namespace = getattr(obj, "__globals__", None) or getattr(module, "__dict__", None)
+    if namespace is None or namespace is vars(sys.modules[__name__]):
+        yield
+        return
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in references}
+    namespace.update(references)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+def _watched(fn, *args, what: str | None = None):
+    """``fn(*args)`` under a :class:`_Watch`: a verdict when it ran a reference."""
+    watch = _Watch()
+    try:
+        result = watch.run(fn, *args)
+    finally:
+        watch.verdict(what or f"{_name(fn)}(...)")
+    return result
+
+
+def _refuse_reference(obj, what: str) -> None:
+    """The answer may not be a reference itself, a re-export, a wrapper or a subclass."""
+    banned = _banned()
+    candidates = list(getattr(obj, "__mro__", ())) or [obj]
+    for item in candidates:
+        inner = item
+        while inner is not None:   # functools.wraps chains
+            code = getattr(inner, "__code__", None)
+            keys = _codes_of(inner) if isinstance(inner, type) else (
+                {_code_key(code)} if code is not None else set())
+            module = getattr(inner, "__module__", "") or ""
+            if keys & banned or any(key[0].startswith(_EXERCISES) for key in keys):
+                raise _NotYet(
+                    f"{NOT_ALLOWED}your {what} is the package's own "
+                    f"{module}.{getattr(inner, '__qualname__', _name(inner))}",
+                    "the task is to write it yourself; the test scores 0 and your submission "
+                    "is flagged for your instructor",
+                )
+            inner = getattr(inner, "__wrapped__", None)
+
+
 def _need_function(fn, signature: str) -> None:
     if isinstance(fn, nn.Module) or not callable(fn):
         raise _NotYet(
             f"pass the function {signature}",
             f"got {type(fn).__name__}; pass the function itself, without calling it",
         )
+    _refuse_reference(fn, signature.split("(")[0])
 
 
 def _need_module_class(cls, signature: str) -> None:
@@ -142,13 +308,16 @@ def _need_module_class(cls, signature: str) -> None:
             f"pass the class {signature}",
             f"got {type(cls).__name__}; pass a subclass of nn.Module (class ...(nn.Module))",
         )
+    _refuse_reference(cls, signature.split("(")[0])
 
 
 def _call(fn, *args):
     """Call the learner's code; its exceptions become verdicts that say where."""
     shown = f"{_name(fn)}({', '.join(map(repr, args))})"
     try:
-        return fn(*args)
+        return _watched(fn, *args, what=shown)
+    except _NotYet:
+        raise
     except NotImplementedError:
         raise _NotYet(
             f"{shown} is not written yet", "replace `raise NotImplementedError()` by your code"
@@ -263,7 +432,9 @@ def _run(module: nn.Module, x: torch.Tensor, what: str, skip_hint: str | None = 
     module.eval()
     try:
         with torch.no_grad():
-            return module(x.clone())
+            return _watched(module, x.clone(), what=what)
+    except _NotYet:
+        raise
     except NotImplementedError:
         raise _NotYet(
             f"{what}: forward is not written yet",
@@ -301,10 +472,13 @@ def _max_error(a: torch.Tensor, b: torch.Tensor) -> str:
 # ======================================================================================
 # Assignment 1: Squeeze-and-Excitation and MBConv
 # ======================================================================================
-def _se_cases(which: str) -> list[tuple[int, float, str]]:
+def _se_cases(which) -> list[tuple[int, float, str]]:
     """(block input channels, se_ratio, where) for ``check_squeezed_channels``: every
     MBConv block of the published models, whose widths all happen to divide exactly, plus
-    a few that do not (``"models"``); or narrow and odd widths (``"extra"``)."""
+    a few that do not (``"models"``); or the given ``(in_channels, se_ratio)`` pairs (the
+    hidden tests draw them with :func:`hidden_cases`)."""
+    if not isinstance(which, str):
+        return [(c, r, "a hidden case") for c, r in which]
     if which == "models":
         rows, seen = (
             [
@@ -321,13 +495,7 @@ def _se_cases(which: str) -> list[tuple[int, float, str]]:
                     seen.add(key)
                     rows.append((spec.in_channels, spec.se_ratio, f"stage {spec.stage} of {name}"))
         return rows
-    if which == "extra":
-        return [
-            (c, r, "an extra case")
-            for c in (1, 2, 3, 7, 13, 100, 257)
-            for r in (0.0625, 0.125, 0.5, 1.0)
-        ]
-    raise ValueError(f"cases must be 'models' or 'extra', got {which!r}")
+    raise ValueError(f"cases must be 'models' or a list of (in_channels, se_ratio), got {which!r}")
 
 
 def _expected_se_width(in_channels: int, se_ratio: float) -> int:
@@ -338,11 +506,12 @@ def _expected_se_width(in_channels: int, se_ratio: float) -> int:
 
 @never_crashes
 @_first_problem
-def check_squeezed_channels(fn: Callable[[int, float], int], cases: str = "models") -> bool:
+@_no_reference(squeezed_channels)
+def check_squeezed_channels(fn: Callable[[int, float], int], cases="models") -> bool:
     """``fn(in_channels, se_ratio)``: the width of an MBConv's SE bottleneck, computed from
     the block's input channels (EfficientNet's official code). Checked on every MBConv
     block of B0-B7 and V2-S/M/L/XL and three widths that do not divide (``cases="models"``)
-    or on narrow and odd cases (``"extra"``), against the width of the SE layer that the
+    or on the given (in_channels, se_ratio) pairs, against the width of the SE layer that the
     package's MBConv builds."""
     _need_function(fn, "squeezed_channels(in_channels, se_ratio)")
     rows = _se_cases(cases)
@@ -396,6 +565,7 @@ _SE_MISTAKES = (
 
 @never_crashes
 @_first_problem
+@_no_reference(SqueezeExcite)
 def check_squeeze_excite(cls, channels: int = 240, squeezed: int = 10, seed: int = 0) -> bool:
     """Your ``SqueezeExcite(channels, squeezed_channels)`` against the package's, with the
     same weights (Hu et al. 2018, §3; EfficientNet's MBConv): parameters, output shape and
@@ -451,10 +621,10 @@ def check_squeeze_excite(cls, channels: int = 240, squeezed: int = 10, seed: int
 Case = tuple  # (in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)
 
 
-def mbconv_cases(which: str = "b0") -> list[Case]:
+def mbconv_cases(which="b0") -> list[Case]:
     """The blocks the MBConv checkers build: ``"b0"`` is the first block of each of B0's
     seven stages, its first block with a skip and a stride-2 block with equal channels;
-    ``"extra"`` adds shapes that no published table has (no SE, e=1 with stride 2 ...).
+    a list of cases is used as it is (the hidden tests draw them with :func:`hidden_cases`).
 
     Shape: -> [(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio), ...].
     """
@@ -466,15 +636,9 @@ def mbconv_cases(which: str = "b0") -> list[Case]:
             for s in chosen
         ]
         return rows + [(40, 40, 3, 2, 6, 0.25)]
-    if which == "extra":
-        return [
-            (24, 24, 5, 1, 4, None),
-            (16, 16, 3, 2, 1, 0.25),
-            (48, 64, 5, 2, 4, 0.5),
-            (112, 112, 5, 1, 6, 0.25),
-            (8, 8, 3, 1, 1, None),
-        ]
-    raise ValueError(f"cases must be 'b0' or 'extra', got {which!r}")
+    if not isinstance(which, str):
+        return [tuple(case) for case in which]
+    raise ValueError(f"cases must be 'b0' or a list of MBConv arguments, got {which!r}")
 
 
 def _describe(case: Case) -> str:
@@ -572,7 +736,9 @@ def _check_skip_flag(module: nn.Module, case: Case) -> None:
 
 @never_crashes
 @_first_problem
-def check_mbconv_shapes(cls, cases: str = "b0") -> bool:
+@_no_reference(MBConv)
+@_lending(squeezed_channels=squeezed_channels, SqueezeExcite=SqueezeExcite)
+def check_mbconv_shapes(cls, cases="b0") -> bool:
     """Your ``MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)``
     on :func:`mbconv_cases`: ``has_skip`` as in the package and the output shape
     (B, C_out, ceil(H / stride), ceil(W / stride)) on a (2, C_in, 14, 15) input.
@@ -617,7 +783,9 @@ def check_mbconv_shapes(cls, cases: str = "b0") -> bool:
 
 @never_crashes
 @_first_problem
-def check_mbconv_param_counts(cls, cases: str = "b0") -> bool:
+@_no_reference(MBConv)
+@_lending(squeezed_channels=squeezed_channels, SqueezeExcite=SqueezeExcite)
+def check_mbconv_param_counts(cls, cases="b0") -> bool:
     """Parameters of your MBConv, part by part (``expand``, ``depthwise``, ``se``,
     ``project``) when it has these submodules, against the package's on
     :func:`mbconv_cases` (BatchNorm weights and biases count; its statistics do not)."""
@@ -632,7 +800,9 @@ def check_mbconv_param_counts(cls, cases: str = "b0") -> bool:
 
 @never_crashes
 @_first_problem
-def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
+@_no_reference(MBConv)
+@_lending(squeezed_channels=squeezed_channels, SqueezeExcite=SqueezeExcite)
+def check_mbconv_outputs(cls, cases="b0", seed: int = 0) -> bool:
     """Your MBConv computes what the package's computes, with the same (random) weights
     and BatchNorm statistics loaded into it, in eval mode, on :func:`mbconv_cases`
     (MobileNetV2 §3.3, Fig. 2d and 4d; EfficientNet §4)."""
@@ -643,8 +813,8 @@ def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
     for i, case in enumerate(rows):
         what = _describe(case)
         module = _block(cls, case)
-        _param_problem(module, case)
         reference = _reference_mbconv(case, seed + i)
+        _same_parts(module, reference, case, seed + i)
         _load_reference(module, reference, what)
         x = _input(case, seed + i)
         out = _run(module, x, what, _SKIP_HINT)
@@ -667,6 +837,36 @@ def check_mbconv_outputs(cls, cases: str = "b0", seed: int = 0) -> bool:
     )
 
 
+def _same_parts(module: nn.Module, reference: MBConv, case: Case, seed: int) -> None:
+    """Make the reference test the computation only: the parts that other tests check
+    are taken as the learner has them. The SE width (``test_mbconv_params``) is the
+    learner's: the reference's SE is rebuilt with it; the skip flag (``test_mbconv_shapes``)
+    is the reference's: the learner's ``has_skip`` is set to it."""
+    learner_se = getattr(module, "se", None)
+    if case[5] and isinstance(learner_se, nn.Module) and isinstance(reference.se, SqueezeExcite):
+        layers = [m for m in learner_se.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        width = getattr(layers[0], "out_channels", getattr(layers[0], "out_features", None)) \
+            if layers else None
+        if isinstance(width, int) and width != reference.se.reduce.out_channels:
+            mid = case[0] * case[4]
+            reference.se = SqueezeExcite(mid, width)
+            _randomize_(reference, seed)
+    if isinstance(getattr(module, "has_skip", None), bool):
+        module.has_skip = reference.has_skip
+
+
+def _with_bn_eps(module: nn.Module, eps: float) -> nn.Module:
+    """A copy of ``module`` whose BatchNorms use ``eps``: a learner's nn.BatchNorm2d with
+    PyTorch's default."""
+    import copy
+
+    twin = copy.deepcopy(module)
+    for m in twin.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = eps
+    return twin.eval()
+
+
 def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case) -> str:
     """The hint for an MBConv output that differs: which known mistake reproduces it."""
     with torch.no_grad():
@@ -674,6 +874,8 @@ def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case)
         branch = ref.project(ref.se(expanded))
         skip = x if ref.has_skip else 0
         symmetric = MBConv(*case, padding="symmetric")
+        if isinstance(ref.se, SqueezeExcite):   # the learner's SE width (_same_parts)
+            symmetric.se = SqueezeExcite(ref.se.reduce.in_channels, ref.se.reduce.out_channels)
         symmetric.load_state_dict(ref.state_dict())
         candidates = [
             (
@@ -688,6 +890,12 @@ def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case)
             (
                 ref.project(expanded) + skip,
                 "apply the SE layer between the depthwise conv and the projection",
+            ),
+            (
+                _with_bn_eps(ref, 1e-5)(x.clone()),
+                f"BatchNorm's eps: the package's is {ref.project.bn.eps:g} (ModelConfig.bn_eps, "
+                "as in the official models), PyTorch's default is 1e-5; build the convs with "
+                f"ConvBNAct, or pass eps={ref.project.bn.eps:g} to nn.BatchNorm2d",
             ),
             (
                 symmetric.eval()(x.clone()),
@@ -727,56 +935,62 @@ def _as_pair(got):
 
 @never_crashes
 @_first_problem
+@_no_reference(same_padding)
 def check_same_padding(
     fn,
     max_size: int = 40,
     kernels: tuple[int, ...] = (1, 3, 5, 7),
     strides: tuple[int, ...] = (1, 2, 3),
     dilations: tuple[int, ...] = (1,),
+    cases=None,
 ) -> bool:
     """``fn(size, kernel_size, stride, dilation=1) -> (before, after)``: TensorFlow's "SAME"
     padding along one axis, on every size from 1 to ``max_size`` and every combination of
     the given kernels, strides and dilations, against an oracle that searches for the
-    least padding giving ceil(size / stride) outputs."""
+    least padding giving ceil(size / stride) outputs; or on ``cases``, a list of
+    (size, kernel_size, stride, dilation)."""
     _need_function(fn, "same_padding(size, kernel_size, stride, dilation=1)")
+    grid = cases is None
+    if grid:
+        cases = [(n, k, s, d) for d in dilations for k in kernels for s in strides
+                 for n in range(1, max_size + 1)]
     count = 0
-    for d in dilations:
-        for k in kernels:
-            for s in strides:
-                for n in range(1, max_size + 1):
-                    count += 1
-                    expected = _tf_same_oracle(n, k, s, d)
-                    got = _call(fn, n, k, s, d) if d != 1 else _call(fn, n, k, s)
-                    args = f"{n}, {k}, {s}" + (f", dilation={d}" if d != 1 else "")
-                    what = f"same_padding({args})"
-                    pair = _as_pair(got)
-                    if pair is None:
-                        raise _NotYet(
-                            what, "return a tuple (before, after) of two ints", expected, got
-                        )
-                    if pair == expected:
-                        continue
-                    total = sum(expected)
-                    if pair == (expected[1], expected[0]):
-                        hint = "TF puts the odd pixel AFTER (bottom, right), not before"
-                    elif pair == ((k - 1) * d // 2,) * 2:
-                        hint = (
-                            "that is PyTorch's symmetric padding; TF pads just enough for ceil(n / "
-                            "stride) outputs, (out - 1) * stride + (k - 1) * dilation + 1 - n in "
-                            "total"
-                        )
-                    elif min(pair) < 0:
-                        hint = "padding is never negative: the total is max(..., 0)"
-                    elif d != 1 and pair == _tf_same_oracle(n, k, s, 1):
-                        hint = "a dilated kernel spans (k - 1) * dilation + 1 pixels"
-                    elif sum(pair) != total:
-                        hint = (
-                            "the output size is ceil(n / stride); the total padding is "
-                            "(out - 1) * stride + (k - 1) * dilation + 1 - n, and never negative"
-                        )
-                    else:
-                        hint = "split the total as (total // 2, total - total // 2)"
-                    raise _NotYet(what, hint, expected, pair)
+    for n, k, s, d in cases:
+        count += 1
+        expected = _tf_same_oracle(n, k, s, d)
+        got = _call(fn, n, k, s, d) if d != 1 else _call(fn, n, k, s)
+        args = f"{n}, {k}, {s}" + (f", dilation={d}" if d != 1 else "")
+        what = f"same_padding({args})"
+        pair = _as_pair(got)
+        if pair is None:
+            raise _NotYet(
+                what, "return a tuple (before, after) of two ints", expected, got
+            )
+        if pair == expected:
+            continue
+        total = sum(expected)
+        if pair == (expected[1], expected[0]):
+            hint = "TF puts the odd pixel AFTER (bottom, right), not before"
+        elif pair == ((k - 1) * d // 2,) * 2:
+            hint = (
+                "that is PyTorch's symmetric padding; TF pads just enough for ceil(n / "
+                "stride) outputs, (out - 1) * stride + (k - 1) * dilation + 1 - n in "
+                "total"
+            )
+        elif min(pair) < 0:
+            hint = "padding is never negative: the total is max(..., 0)"
+        elif d != 1 and pair == _tf_same_oracle(n, k, s, 1):
+            hint = "a dilated kernel spans (k - 1) * dilation + 1 pixels"
+        elif sum(pair) != total:
+            hint = (
+                "the output size is ceil(n / stride); the total padding is "
+                "(out - 1) * stride + (k - 1) * dilation + 1 - n, and never negative"
+            )
+        else:
+            hint = "split the total as (total // 2, total - total // 2)"
+        raise _NotYet(what, hint, expected, pair)
+    if not grid:
+        return report(True, f"same_padding on {count} cases")
     return report(
         True,
         f"same_padding on {count} cases (sizes 1-{max_size}, kernels {list(kernels)}, "
@@ -795,12 +1009,14 @@ def _repeat_cases() -> list[tuple[int, float]]:
 
 @never_crashes
 @_first_problem
-def check_round_repeats(fn) -> bool:
+@_no_reference(round_repeats)
+def check_round_repeats(fn, cases=None) -> bool:
     """``fn(repeats, depth_coefficient)``: a stage's number of blocks after depth scaling,
     rounded up (EfficientNet §3.3; tensorflow/tpu ``round_repeats``), on every repeat
-    count of the V1 and V2 tables at every published depth and a few more."""
+    count of the V1 and V2 tables at every published depth and a few more, or on
+    ``cases``, a list of (repeats, depth_coefficient)."""
     _need_function(fn, "round_repeats(repeats, depth_coefficient)")
-    rows = _repeat_cases()
+    rows = _repeat_cases() if cases is None else list(cases)
     for n, d in rows:
         expected = round_repeats(n, d)
         got = _call(fn, n, d)
@@ -829,6 +1045,45 @@ def check_round_repeats(fn) -> bool:
 
 @never_crashes
 @_first_problem
+@_no_reference(round_filters)
+def check_round_filters(fn, cases=None) -> bool:
+    """``fn(channels, width_coefficient, divisor=8)``: a layer's channels after width
+    scaling (EfficientNet §3.3; tensorflow/tpu ``round_filters``). Without ``cases``,
+    chapter 1's :func:`~effnet_tutorial.exercises.chapter01.check_round_filters` judges it
+    (B0's channels at every published width, and narrow layers); with ``cases``, a list
+    of (channels, width_coefficient), the package's ``round_filters`` does."""
+    _need_function(fn, "round_filters(channels, width_coefficient, divisor=8)")
+    if cases is None:
+        watch = _Watch()
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            ok = chapter01.check_round_filters(lambda *args: watch.run(fn, *args))
+        watch.verdict(f"{_name(fn)}(...)")
+        print(printed.getvalue(), end="")
+        return ok
+    rows = list(cases)
+    for c, w in rows:
+        expected = round_filters(c, w)
+        got = _call(fn, c, w)
+        what = f"round_filters({c}, {w})"
+        _need_int(got, what, expected)
+        if got == expected:
+            continue
+        nearest = max(8, int(c * w + 4) // 8 * 8)
+        if got == nearest:
+            hint = "after rounding to a multiple of 8, add 8 when that lost more than 10 %"
+        elif got % 8:
+            hint = "round to the nearest multiple of 8 (never below 8)"
+        else:
+            hint = ("round to the nearest multiple of 8 (never below 8), then add 8 if that lost "
+                    "more than 10 %")
+        raise _NotYet(what, hint, expected, got)
+    return report(True, f"round_filters on {len(rows)} cases")
+
+
+@never_crashes
+@_first_problem
+@_no_reference(round_filters, round_repeats)
 def check_scaled_table(filters_fn=None, repeats_fn=None, names: tuple[str, ...] = V1_NAMES) -> bool:
     """Your ``round_filters`` and/or ``round_repeats`` (either may be None) applied to B0's
     table (Table 1 of Tan & Le 2019) give the published B1-B7: the stem, every stage's
@@ -888,16 +1143,20 @@ def check_scaled_table(filters_fn=None, repeats_fn=None, names: tuple[str, ...] 
 
 @never_crashes
 @_first_problem
+@_lending(same_padding=same_padding)
 def check_stride2_function(fn, image_size: int = 240) -> bool:
     """``fn(image_size)``: the TF "same" paddings (before, after) of B0's stride-2 layers,
     stem first, at ``image_size`` pixels; the answer is judged by chapter 4's
-    :func:`~effnet_tutorial.exercises.chapter04.check_stride2_paddings`."""
+    :func:`~effnet_tutorial.exercises.chapter04.check_stride2_paddings`. The learner's
+    function finds the package's ``same_padding`` under that name while it runs: this test
+    checks the walk through B0's layers, ``test_same_padding`` the padding itself."""
     _need_function(fn, "stride2_paddings(image_size)")
     return chapter04.check_stride2_paddings(_call(fn, image_size), image_size=image_size)
 
 
 @never_crashes
 @_first_problem
+@_no_reference(round_filters, round_repeats)
 def check_b4_stage6_functions(round_filters_fn, round_repeats_fn) -> bool:
     """B4's stage 6 (channels, blocks) from B0's, with the learner's
     ``round_filters(channels, width)`` and ``round_repeats(repeats, depth)`` at B4's
@@ -984,7 +1243,9 @@ def check_scaled_macs(fn, cases: tuple[tuple[float, float, int], ...] | None = N
         if got == expected:
             continue
         predicted = b0 * d * w**2 * (r / B0_RESOLUTION) ** 2
-        if math.isclose(got, predicted, rel_tol=1e-3):
+        if got == 2 * expected:
+            hint = _FLOPS_HINT
+        elif math.isclose(got, predicted, rel_tol=1e-3):
             hint = (
                 "that is the prediction d * w^2 * r^2 times B0's; measure instead: count the "
                 "scaled config with count_flops"
@@ -1095,6 +1356,12 @@ def _conv_bn_parts(module: nn.Module) -> tuple[int, int, int]:
     )
 
 
+_FLOPS_HINT = (
+    "that is twice the answer: count multiply-adds (MACs), as the paper's \"FLOPs\" and "
+    "count_flops do; FLOPs = 2 x MACs when a multiply and an add count as two operations"
+)
+
+
 def _block_param_hint(got, block: nn.Module, kind: str) -> str:
     weights, bn, outs = _conv_bn_parts(block)
     if got == weights:
@@ -1120,7 +1387,16 @@ def check_block_macs(
     args = (channels, size, expand_ratio, kernel_size)
     _need_function(mbconv_macs, "mbconv_macs(channels, size, expand_ratio, kernel_size)")
     _need_function(fused_macs, "fused_macs(channels, size, expand_ratio, kernel_size)")
-    return chapter06.check_block_flops(_call(mbconv_macs, *args), _call(fused_macs, *args), *args)
+    answers = (_call(mbconv_macs, *args), _call(fused_macs, *args))
+    shape = (1, channels, size, size)
+    with torch.device("meta"):
+        blocks = (MBConv(channels, channels, kernel_size, 1, expand_ratio, se_ratio=None),
+                  FusedMBConv(channels, channels, kernel_size, 1, expand_ratio))
+    for got, block, name in zip(answers, blocks, ("MBConv", "Fused-MBConv")):
+        expected = count_flops(block, shape)
+        if is_number(got) and got == 2 * expected:
+            raise _NotYet(f"multiply-adds of the {name} block", _FLOPS_HINT, expected, got)
+    return chapter06.check_block_flops(*answers, *args)
 
 
 @never_crashes
@@ -1229,749 +1505,200 @@ def check_fused_b0(fn, stages: tuple[int, ...] = (2, 3, 4)) -> bool:
 
 
 # ======================================================================================
-# The assignments as data: what tools/classroom.py turns into nbgrader notebooks
+# A static scan of the learner's cells, before grading runs them
 # ======================================================================================
 @dataclass(frozen=True)
-class Text:
-    """A read-only markdown cell (MyST markdown: ``{cite:p}`` roles are resolved for Jupyter).
-    ``source`` may be a function, called when the course is generated (for numbers that
-    must be computed)."""
+class Finding:
+    """Why a learner's cell is flagged. ``patches`` findings may change any later test
+    (the cell can reach or rewrite the grader's code); the others (an import of the
+    package's reference) concern the tests that use the names the cell defines."""
 
-    source: str | Callable[[], str]
-
-
-@dataclass(frozen=True)
-class FromChapter:
-    """A chapter's exercise, quoted from the notebook by its label (e.g. ``"ch2-ex2"``)."""
-
-    label: str
+    reason: str
+    patches: bool
 
 
-@dataclass(frozen=True)
-class Setup:
-    """The chapters' set-up cell (``tools/sync_setup_cell.py``): installs the package in Colab."""
+#: Modules a solution has no use for, which reach or rewrite the code that grades it.
+_PATCHING_MODULES = {"builtins", "importlib", "inspect", "ctypes", "gc", "shutil", "subprocess"}
+#: Names whose call rewrites or runs code out of sight, or opens files (the package's own).
+_PATCHING_CALLS = {"exec", "eval", "compile", "__import__", "setattr", "delattr", "globals",
+                   "vars", "open", "breakpoint"}
+#: Attributes that reach into modules, frames, functions, the environment or files.
+_PATCHING_ATTRIBUTES = {"__dict__", "__globals__", "__code__", "__builtins__", "__wrapped__",
+                        "__class__", "__subclasses__", "f_back", "f_globals", "f_locals",
+                        "_getframe", "setprofile", "settrace", "meta_path", "path_hooks",
+                        "environ", "getenv", "putenv", "system", "popen", "write_text",
+                        "write_bytes", "unlink", "rmtree"}
 
 
-@dataclass(frozen=True)
-class Given:
-    """A read-only code cell: imports and helpers the learner uses but does not write."""
-
-    source: str
-
-
-@dataclass(frozen=True)
-class Implement:
-    """A solution cell made from the package's own source of ``objects``: the learner sees
-    their signatures and docstrings, the bodies are the solution. Methods in ``keep`` are
-    given in full (they are not part of the task)."""
-
-    grade_id: str
-    objects: tuple
-    keep: tuple[str, ...] = ()
+def _python(source: str) -> str:
+    """A cell's source as Python: IPython's magics and shell escapes turned into calls."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except ImportError:  # pragma: no cover (IPython comes with Jupyter)
+        return source
+    return TransformerManager().transform_cell(source)
 
 
-@dataclass(frozen=True)
-class Solution:
-    """A solution cell written here; ``source`` marks the solution with nbgrader's
-    ``### BEGIN SOLUTION`` / ``### END SOLUTION`` (around all of it when it has none)."""
-
-    grade_id: str
-    source: str
+def _root(node) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
-@dataclass(frozen=True)
-class Test:
-    """An autograded test cell worth ``points``; ``hidden`` runs only when grading."""
+def scan_solution(source: str, references: tuple[str, ...], imported: dict[str, str] | None = None):
+    """The findings of a static scan of one learner's cell, and the names it binds.
 
-    grade_id: str
-    points: int
-    title: str
-    source: str
-    hidden: str = ""
-    __test__ = False   # not a pytest test class
+    Flagged: an import of the checkers (``effnet_tutorial.exercises``), an import or an
+    attribute of the package's ``references`` (what the assignment asks the learner to
+    write); a change to an imported module's attributes (patching a checker, torch or the
+    package); ``setattr``, ``exec``, ``eval``, ``__import__``, ``globals``, ``open`` and the
+    like; ``sys.modules``, frames, the environment and modules that reach them. ``imported``
+    maps the names the notebook's other cells imported to their modules; the names this
+    cell imports are added to it.
 
+    Shape: (source, references) -> ([Finding, ...], {bound names}).
+    """
+    imported = {} if imported is None else imported
+    findings: list[Finding] = []
+    bound: set[str] = set()
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return findings, bound   # it fails when it runs: nothing to hide there
+    for node in tree.body:   # the names the cell defines for the cells after it
+        for sub in ast.walk(node) if isinstance(node, (ast.If, ast.Try, ast.With, ast.For)) else [node]:
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(sub.name)
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                bound.update((a.asname or a.name).split(".")[0] for a in sub.names)
+            elif isinstance(sub, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                for target in targets:
+                    bound.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
 
-@dataclass(frozen=True)
-class Answer:
-    """A written answer graded by hand: the prompt and the rubric (shown to the learner),
-    then the answer cell, which holds ``model_answer`` in the instructors' version."""
+    def flag(reason, patches):
+        if all(f.reason != reason for f in findings):
+            findings.append(Finding(reason, patches))
 
-    grade_id: str
-    title: str
-    prompt: str
-    rubric: tuple[tuple[int, str], ...]
-    model_answer: str | Callable[[], str]
-
-    @property
-    def points(self) -> int:
-        return sum(p for p, _ in self.rubric)
-
-
-Cell = Union[Text, FromChapter, Setup, Given, Implement, Solution, Test, Answer]
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """One nbgrader assignment: one notebook, ``classroom/source/<id>/<id>.ipynb``."""
-
-    id: str
-    title: str
-    minutes: int
-    goals: tuple[str, ...]
-    cells: tuple[Cell, ...]
-
-    @property
-    def tests(self) -> list[Test]:
-        return [c for c in self.cells if isinstance(c, Test)]
-
-    @property
-    def answers(self) -> list[Answer]:
-        return [c for c in self.cells if isinstance(c, Answer)]
-
-    @property
-    def auto_points(self) -> int:
-        return sum(t.points for t in self.tests)
-
-    @property
-    def manual_points(self) -> int:
-        return sum(a.points for a in self.answers)
-
-
-def _state_table(module: nn.Module) -> str:
-    """The parameter names and shapes of a reference module, as a markdown table."""
-    rows = "\n".join(f"| `{name}` | `{list(p.shape)}` |" for name, p in module.named_parameters())
-    return "| parameter | shape |\n|---|---|\n" + rows
-
-
-def _meta(cls, *args):
-    with torch.device("meta"):
-        return cls(*args)
-
-
-HOW_TO_WORK = """\
-**How to work.** Write your code where it says `YOUR CODE HERE` (delete the
-`raise NotImplementedError()` line) and your written answers where it says
-`YOUR ANSWER HERE`. Each test cell calls a checker of the book's package: it prints
-`Correct: ...` or `Not yet: ...` with a hint, and fails until your answer is right.
-When the notebook is graded, hidden tests run the same checkers on other cases, so
-write general code, not code for the visible cases. Before you submit, run
-**Kernel > Restart & Run All** and read every verdict. Do not delete, copy or reorder
-cells, and keep the file name."""
-
-_SE_TABLE = _state_table(_meta(SqueezeExcite, 240, 10))
-_MBCONV_TABLE = _state_table(_meta(MBConv, 16, 24, 3, 2, 6, 0.25))
-_TEST_MBCONV = "from effnet_tutorial.exercises.assignments import {0}\n\nassert {0}(MBConv)"
-
-A1 = Assignment(
-    id="a1_se_mbconv",
-    title="Squeeze-and-Excitation and MBConv",
-    minutes=90,
-    goals=(
-        "Build the Squeeze-and-Excitation layer {cite:p}`hu2018squeeze` and the MBConv block "
-        "{cite:p}`sandler2018mobilenetv2` of EfficientNet {cite:p}`tan2019efficientnet` from "
-        "convolutions, BatchNorm and Swish.",
-        "Compute the SE width from the block's input channels, as the official code does.",
-        "Know when a block can have an identity skip, and why.",
-        "Check a module against a reference: shapes, parameter counts, then outputs with the "
-        "same weights.",
-    ),
-    cells=(
-        Text(
-            "# Assignment 1: Squeeze-and-Excitation and MBConv\n\n"
-            "You write the two modules at the heart of EfficientNet "
-            "{cite:p}`tan2019efficientnet`: the Squeeze-and-Excitation (SE) layer "
-            "{cite:p}`hu2018squeeze` and the mobile inverted bottleneck, MBConv "
-            "{cite:p}`sandler2018mobilenetv2`. The autograder copies the weights of the book's "
-            "package into your modules and compares shapes, parameter counts and outputs with "
-            "the package's. 8 points, all autograded; about 90 minutes.\n\n" + HOW_TO_WORK
-        ),
-        Setup(),
-        Given(
-            "import torch\nfrom torch import nn\n\nfrom effnet_tutorial.layers import ConvBNAct, "
-            "DropPath, MemoryEfficientSwish\n\ntorch.manual_seed(0)"
-        ),
-        Text(
-            "## 1. The width of the SE bottleneck (1 point)\n\n"
-            "Inside an MBConv block, SE squeezes the expanded tensor ($e \\cdot C_\\text{in}$ "
-            "channels) to $C_\\text{se}$ channels and back. The official code computes "
-            "$C_\\text{se}$ from the block's *input* channels, which several re-implementations "
-            "get wrong. Chapter 2 of the book asks you to count it by hand:"
-        ),
-        FromChapter("ch2-ex2"),
-        Text(
-            "Write `squeezed_channels(in_channels, se_ratio)`, the width $C_\\text{se}$ for a "
-            "block with `in_channels` input channels."
-        ),
-        Implement("squeezed_channels", (squeezed_channels,)),
-        Test(
-            "test_squeezed_channels",
-            1,
-            "`squeezed_channels` on every MBConv block of B0-B7 and V2",
-            "from effnet_tutorial.exercises.assignments import check_squeezed_channels\n\n"
-            "assert check_squeezed_channels(squeezed_channels)",
-            hidden='assert check_squeezed_channels(squeezed_channels, cases="extra")',
-        ),
-        Text(
-            "## 2. Squeeze-and-Excitation (2 points)\n\n"
-            "Write the module `SqueezeExcite(channels, squeezed_channels)`; its docstring says "
-            "what it computes. The checker copies the package's weights into yours, by name when "
-            "you use the package's names, otherwise in the order your module registers them. "
-            "The package's `SqueezeExcite(240, 10)` holds:\n\n" + _SE_TABLE
-        ),
-        Implement("squeeze_excite", (SqueezeExcite,)),
-        Test(
-            "test_squeeze_excite",
-            2,
-            "`SqueezeExcite(240, 10)`: parameters, shape and outputs with the package's weights",
-            "from effnet_tutorial.exercises.assignments import check_squeeze_excite\n\n"
-            "assert check_squeeze_excite(SqueezeExcite)",
-            hidden="assert check_squeeze_excite(SqueezeExcite, channels=1152, squeezed=48, "
-            "seed=1)\nassert check_squeeze_excite(SqueezeExcite, channels=96, squeezed=4, seed=2)",
-        ),
-        Text(
-            "## 3. MBConv (5 points)\n\nWrite `MBConv`: its docstring gives the order of the "
-            "parts. Build them from the package's `ConvBNAct` (convolution without bias, "
-            "BatchNorm, activation; its default "
-            'padding is TensorFlow\'s "same") and your `SqueezeExcite` and '
-            "`squeezed_channels`, as the submodules `expand`, `depthwise`, `se` and `project`, "
-            "and set the attribute `has_skip`. The checkers build your class as "
-            "`MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)`; "
-            "the other arguments are the package's options and may keep their defaults "
-            "(`DropPath` is given for `drop_path_rate`). Before you write the skip connection, "
-            "recall chapter 3:"
-        ),
-        FromChapter("ch3-ex2"),
-        Text(
-            "The package's `MBConv(16, 24, kernel_size=3, stride=2, expand_ratio=6)` (the first "
-            "block of B0's stage 3) holds these parameters, and the BatchNorm statistics "
-            "(`running_mean`, `running_var`) next to each `bn`:\n\n" + _MBCONV_TABLE
-        ),
-        Implement("mbconv", (MBConv,), keep=("extra_repr",)),
-        Test(
-            "test_mbconv_shapes",
-            1,
-            "`has_skip` and output shapes on B0's blocks",
-            _TEST_MBCONV.format("check_mbconv_shapes"),
-            hidden='assert check_mbconv_shapes(MBConv, cases="extra")',
-        ),
-        Test(
-            "test_mbconv_params",
-            1,
-            "parameter counts, part by part, on B0's blocks",
-            _TEST_MBCONV.format("check_mbconv_param_counts"),
-            hidden='assert check_mbconv_param_counts(MBConv, cases="extra")',
-        ),
-        Test(
-            "test_mbconv_outputs",
-            3,
-            "outputs with the package's weights on B0's blocks",
-            _TEST_MBCONV.format("check_mbconv_outputs"),
-            hidden='assert check_mbconv_outputs(MBConv, cases="extra", seed=1)',
-        ),
-    ),
-)
-
-_B4 = V1_COEFFICIENTS["efficientnet-b4"]
-
-A2 = Assignment(
-    id="a2_padding_rounding",
-    title='TF "same" padding, round_filters and round_repeats',
-    minutes=60,
-    goals=(
-        'Compute TensorFlow\'s "SAME" padding and see why it is asymmetric for stride 2.',
-        "Scale channels with `round_filters` (nearest multiple of 8, the 10 % rule) and blocks "
-        "with `round_repeats` (rounded up), as the official code does {cite:p}`tpu_efficientnet`.",
-        "Rebuild the tables of B1-B7 {cite:p}`tan2019efficientnet` from B0's with your functions.",
-    ),
-    cells=(
-        Text(
-            '# Assignment 2: TF "same" padding, `round_filters` and `round_repeats`\n\n'
-            "The official EfficientNets were trained in TensorFlow {cite:p}`tpu_efficientnet`. "
-            "Three small functions decide whether a PyTorch model reproduces them exactly: "
-            "TensorFlow's "
-            '"SAME" padding, which is asymmetric for stride 2, and the rounding of channels and '
-            "blocks when B0 is scaled {cite:p}`tan2019efficientnet`. You write all three and "
-            "rebuild the tables of B1-B7 with them. 7 points, all autograded; about 60 minutes.\n\n"
-            + HOW_TO_WORK
-        ),
-        Setup(),
-        Given(
-            "import math\n\nfrom effnet_tutorial import get_model_config\n"
-            "from effnet_tutorial.config import V1_COEFFICIENTS"
-        ),
-        Text(
-            '## 1. TensorFlow\'s "SAME" padding (3 points)\n\n'
-            "Write `same_padding(size, kernel_size, stride, dilation=1)`, the `(before, after)` "
-            "padding along one axis; its docstring gives the rule. Chapter 4 works through it:"
-        ),
-        FromChapter("ch4-ex1"),
-        Implement("same_padding", (same_padding,)),
-        Test(
-            "test_same_padding",
-            2,
-            "`same_padding` on sizes 1-40, kernels 1-7, strides 1-3",
-            "from effnet_tutorial.exercises.assignments import check_same_padding\n\n"
-            "assert check_same_padding(same_padding)",
-            hidden="assert check_same_padding(same_padding, max_size=600, dilations=(1, 2, 3))",
-        ),
-        Text(
-            "Now write `stride2_paddings(image_size)`: the `(before, after)` padding of each of "
-            "B0's stride-2 layers (the stem, then the first block of the stages with stride 2), in "
-            "order, for a square image of `image_size` pixels. Use your `same_padding` and B0's "
-            'blocks, `get_model_config("efficientnet-b0").block_specs()`; each layer sees the '
-            "output size of the one before, $\\lceil n / s \\rceil$."
-        ),
-        Solution(
-            "stride2_paddings",
-            "def stride2_paddings(image_size):\n"
-            '    """TF paddings (before, after) of B0\'s stride-2 layers, stem first."""\n'
-            "    ### BEGIN SOLUTION\n    layers = [(3, 2)]  # the stem: 3x3, stride 2 (Table 1, "
-            "stage 1)\n"
-            '    blocks = get_model_config("efficientnet-b0").block_specs()\n'
-            "    layers += [(b.kernel_size, b.stride) for b in blocks]\n"
-            "    size, paddings = image_size, []\n    for k, s in layers:\n"
-            "        if s == 2:\n            paddings.append(same_padding(size, k, s))\n"
-            "        size = math.ceil(size / s)\n    return paddings\n"
-            "    ### END SOLUTION",
-        ),
-        Test(
-            "test_stride2_paddings",
-            1,
-            "`stride2_paddings(240)`: B0's five stride-2 layers at 240 pixels",
-            "from effnet_tutorial.exercises.assignments import check_stride2_function\n\n"
-            "assert check_stride2_function(stride2_paddings, image_size=240)",
-            hidden="for size in (224, 255, 260, 300, 380):\n"
-            "    assert check_stride2_function(stride2_paddings, image_size=size)",
-        ),
-        Text(
-            "## 2. `round_filters` (2 points)\n\nChapter 1's exercise calls it `my_round_filters`; "
-            "here it has the official name and signature, `round_filters(channels, "
-            "width_coefficient, divisor=8)`:"
-        ),
-        FromChapter("ch1-ex2"),
-        Implement("round_filters", (round_filters,)),
-        Test(
-            "test_round_filters",
-            2,
-            "`round_filters` on B0's channels at every published width, and narrow layers",
-            "from effnet_tutorial.exercises.chapter01 import check_round_filters\n\n"
-            "assert check_round_filters(round_filters)",
-            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
-            "assert check_scaled_table(round_filters, None)",
-        ),
-        Text(
-            "## 3. `round_repeats` (2 points)\n\nWrite `round_repeats(repeats, "
-            "depth_coefficient)`, the number of blocks of a stage "
-            "after depth scaling. Chapter 5 computes one by hand:"
-        ),
-        FromChapter("ch5-ex1"),
-        Implement("round_repeats", (round_repeats,)),
-        Test(
-            "test_round_repeats",
-            1,
-            "`round_repeats` on every repeat count of the V1 and V2 tables",
-            "from effnet_tutorial.exercises.assignments import check_round_repeats\n\n"
-            "assert check_round_repeats(round_repeats)",
-        ),
-        Test(
-            "test_b4_stage6",
-            1,
-            "B4's stage 6 from B0's, with your functions",
-            "from effnet_tutorial.exercises.assignments import check_b4_stage6_functions\n\n"
-            "assert check_b4_stage6_functions(round_filters, round_repeats)",
-            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
-            "assert check_scaled_table(round_filters, round_repeats)",
-        ),
-    ),
-)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names]
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else names
+            for module in modules:
+                top = module.split(".")[0]
+                if module.startswith("effnet_tutorial.exercises") or (
+                    module == "effnet_tutorial" and "exercises" in names
+                ):
+                    flag(f"imports the checkers' module {module} (it holds the reference "
+                         "answers and the checkers)", True)
+                elif top in _PATCHING_MODULES:
+                    flag(f"imports {module}, which can reach or rewrite the grader's code", True)
+            for alias in node.names:
+                module = node.module if isinstance(node, ast.ImportFrom) else alias.name
+                imported[(alias.asname or alias.name).split(".")[0]] = (
+                    f"{module}.{alias.name}" if isinstance(node, ast.ImportFrom) else alias.name
+                )
+                if (isinstance(node, ast.ImportFrom) and (module or "").startswith("effnet_tutorial")
+                        and alias.name in references):
+                    flag(f"imports the package's reference {alias.name} from {module}", False)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in _PATCHING_CALLS:
+            flag(f"calls {node.func.id}(), which can rewrite or hide code", True)
+        elif isinstance(node, ast.Attribute):
+            root = _root(node)
+            source_module = imported.get(root, "")
+            if node.attr in _PATCHING_ATTRIBUTES:
+                flag(f"uses .{node.attr}, which reaches modules, frames or files", True)
+            elif node.attr == "modules" and source_module == "sys":
+                flag("uses sys.modules, which can replace the checkers' modules", True)
+            elif node.attr in references and source_module.startswith("effnet_tutorial"):
+                flag(f"uses the package's reference {ast.unparse(node)}", False)
+        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
+            flag(f"uses {node.id}, which can rewrite the grader's code", True)
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = (node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target])
+            for target in targets:
+                for t in ast.walk(target):
+                    if not isinstance(t, (ast.Attribute, ast.Subscript)):
+                        continue
+                    module = imported.get(_root(t), "")
+                    shown = ast.unparse(t)
+                    if module.split(".")[0] in ("effnet_tutorial", "torch", "numpy", "math") \
+                            and not shown.startswith("torch.backends."):
+                        flag(f"changes {shown}, part of an imported module ({module})", True)
+                        break
+    return findings, bound
 
 
-def _a3_model_answer() -> str:
-    """A model answer for assignment 3; its numbers are computed from the package."""
-    from ..scaling import compound_coefficients
-
-    rate = compound_coefficients(1)["flops_factor"]  # alpha * beta^2 * gamma^2 of §3.3
-    phi = math.log(BUDGET) / math.log(rate)
-    c = compound_coefficients(phi)
-    return (
-        f"The budget is {BUDGET:g} times B0. With $\\alpha\\beta^2\\gamma^2 = {rate:.3f}$, "
-        f"$\\phi = \\ln {BUDGET:g} / \\ln {rate:.3f} \\approx {phi:.2f}$, which the rule turns "
-        f"into $d \\approx {c['depth']:.2f}$, $w \\approx {c['width']:.2f}$ and $r \\approx "
-        f"{c['resolution']:.0f}$ pixels. I kept the rule's proportions and lowered $\\phi$ until "
-        f"the "
-        "measured cost fitted the budget (the printed $\\phi$), because the paper shows that "
-        "scaling one dimension alone saturates quickly (a very deep or very wide network, or a "
-        "huge image, adds little accuracy), while the balanced rule gives more accuracy for the "
-        "same FLOPs.\n\nThe measured factor differs from the predicted one because the prediction "
-        "treats every layer as scaling exactly with $d w^2 r^2$: channels are rounded to multiples "
-        "of 8, with 8 added back when that loses more than 10 %, blocks are rounded up to whole "
-        "blocks, the stem and the head do not get deeper, and the classifier's cost does not grow "
-        "with the image size."
-    )
+# ======================================================================================
+# Hidden cases, drawn at grading time from the instructor's secret seed
+# ======================================================================================
+#: The environment variable that holds the instructor's secret seed when a notebook is
+#: graded; classroom/nbgrader_config.py sets it from classroom/grading_seed.txt, a file
+#: that is not committed. Without it (a learner running the cells), every call draws
+#: new cases from the operating system's randomness.
+SEED_VARIABLE = "EFFNET_GRADING_SEED"
 
 
-def _a4_model_answer() -> str:
-    """A model answer for assignment 4; its counts are computed from the package."""
-    b0, part, full = (_counts(fused_b0_config(s)) for s in ((), (2, 3, 4), tuple(range(2, 9))))
-    return (
-        f"Fusing stages 2-4 adds {part[0] / b0[0] - 1:.0%} parameters but multiplies B0's "
-        f"multiply-adds by {part[1] / b0[1]:.1f}; fusing all stages multiplies the parameters by "
-        f"{full[0] / b0[0]:.1f} and the multiply-adds by {full[1] / b0[1]:.1f}. The formulas "
-        f"explain "
-        "it: per output pixel a fused block spends $k^2 C \\cdot eC$ on its regular convolution "
-        "where MBConv spends $C \\cdot eC + k^2 eC$, a ratio that approaches $(k^2 + 1) / 2 = 5$ "
-        "for $k = 3$ as $C$ grows: the wide late stages become very expensive.\n\n"
-        "Time does not follow multiply-adds. A depthwise convolution reads and writes a whole "
-        "$eC$-channel tensor for only $k^2$ multiply-adds per value, so memory traffic limits it, "
-        "while a regular convolution reuses each value $k^2 C$ times and runs near the peak of the "
-        "hardware. So the early fused stages cost much less time than their FLOPs suggest, and can "
-        "even be faster than MBConv, as the EfficientNetV2 paper reports on TPUs and GPUs; the "
-        "answer compares this with the table, measured on the device it names. Fused-MBConv "
-        "belongs in the early stages, where the channels are few and the feature maps large "
-        "(EfficientNetV2-S uses it in stages 1-3); fused late stages cost far more parameters and "
-        "FLOPs than they save in memory traffic, and the paper found fusing every stage slower "
-        "than fusing the early ones only."
-    )
+def _widths(rng: random.Random) -> float:
+    return round(rng.uniform(0.4, 3.2), rng.choice((1, 2, 3)))
 
 
-A3 = Assignment(
-    id="a3_flops_budget",
-    title="Scale B0 to a FLOPs budget",
-    minutes=60,
-    goals=(
-        "Predict the cost of a scaled B0 with the compound rule's $d \\cdot w^2 \\cdot r^2$ "
-        "{cite:p}`tan2019efficientnet` (§3.3), then measure it.",
-        "Explain where prediction and measurement differ.",
-        f"Choose depth, width and resolution for a budget of {BUDGET:g} times B0's multiply-adds "
-        f"and "
-        "justify the choice.",
-    ),
-    cells=(
-        Text(
-            "# Assignment 3: Scale B0 to a FLOPs budget\n\n"
-            "Compound scaling grows depth, width and resolution together "
-            "{cite:p}`tan2019efficientnet` (§3.3): $d = \\alpha^\\phi$, $w = \\beta^\\phi$, "
-            "$r = \\gamma^\\phi$ with $\\alpha \\beta^2 \\gamma^2 \\approx 2$, so that the FLOPs "
-            "(multiply-adds) grow about as $2^\\phi$. You predict the cost of a scaled B0, measure "
-            f"it, then choose your own $d$, $w$ and $r$ for a budget of {BUDGET:g} times B0's "
-            "multiply-adds and justify the choice. 8 points: 5 autograded, 3 graded by hand; about "
-            "60 minutes.\n\n" + HOW_TO_WORK
-        ),
-        Setup(),
-        Given(
-            "import math\n\nfrom effnet_tutorial import compound_coefficients, count_flops, "
-            "get_model_config\nfrom effnet_tutorial.config import V1_COEFFICIENTS\n"
-            "from effnet_tutorial.exercises.assignments import BUDGET, BUDGET_FLOOR"
-        ),
-        Text(
-            "## 1. Predict (2 points)\n\nWrite `predicted_factor(depth, width, resolution)`: the "
-            "factor by which B0's multiply-adds grow when it is scaled by `depth` and `width` "
-            "(coefficients) and run at `resolution` pixels instead of 224, by the estimate $d "
-            "\\cdot w^2 \\cdot r^2$, where $r$ is the ratio of the image sizes. Chapter 1 uses it "
-            "to predict B3:"
-        ),
-        FromChapter("ch1-ex3"),
-        Solution(
-            "predicted_factor",
-            "def predicted_factor(depth, width, resolution):\n"
-            '    """d * w**2 * r**2 with r relative to B0\'s image size (EfficientNet §3.3)."""\n'
-            "    ### BEGIN SOLUTION\n"
-            '    base = V1_COEFFICIENTS["efficientnet-b0"][2]   # 224\n'
-            "    return depth * width ** 2 * (resolution / base) ** 2\n"
-            "    ### END SOLUTION",
-        ),
-        Test(
-            "test_predicted_factor",
-            1,
-            "`predicted_factor` on the published B1-B7",
-            "from effnet_tutorial.exercises.assignments import check_predicted_factor\n\n"
-            "assert check_predicted_factor(predicted_factor)",
-            hidden="cases = ((1.3, 1.15, 256), (2.0, 1.0, 224), (1.0, 1.5, 160), (1.1, 1.1, 231))\n"
-            "assert check_predicted_factor(predicted_factor, cases)",
-        ),
-        Test(
-            "test_b3_prediction",
-            1,
-            "B3's multiply-adds, predicted from B0's",
-            "from effnet_tutorial.exercises.assignments import check_b3_from_factor\n\n"
-            "assert check_b3_from_factor(predicted_factor)",
-        ),
-        Text(
-            "## 2. Measure (1 point)\n\nWrite `scaled_macs(depth, width, resolution)`: the "
-            "multiply-adds of B0 scaled by these coefficients and image size, measured with "
-            "`count_flops` on a scaled config (`get_model_config` takes the options "
-            "`depth_coefficient`, `width_coefficient` and "
-            "`resolution`). `count_flops` counts on the meta device: it costs no memory."
-        ),
-        Solution(
-            "scaled_macs",
-            "def scaled_macs(depth, width, resolution):\n"
-            '    """Multiply-adds of B0 scaled by d, w and r, counted (not estimated)."""\n'
-            "    ### BEGIN SOLUTION\n"
-            '    config = get_model_config("efficientnet-b0", depth_coefficient=depth,\n'
-            "                              width_coefficient=width, resolution=resolution)\n"
-            "    return count_flops(config)\n    ### END SOLUTION",
-        ),
-        Test(
-            "test_scaled_macs",
-            1,
-            "`scaled_macs` on B0's and B3's coefficients",
-            "from effnet_tutorial.exercises.assignments import check_scaled_macs\n\n"
-            "assert check_scaled_macs(scaled_macs)",
-            hidden="cases = ((1.2, 1.1, 260), (1.0, 1.5, 224), (2.0, 1.0, 192))\n"
-            "assert check_scaled_macs(scaled_macs, cases)",
-        ),
-        Text(
-            "## 3. Choose (2 points)\n\nChoose `depth` and `width` (coefficients, at least 1) and "
-            "`resolution` (whole pixels, "
-            f"at least 224) so that the scaled B0 needs at most `BUDGET` = {BUDGET:g} times B0's "
-            f"multiply-adds, and at least `BUDGET_FLOOR` = {BUDGET_FLOOR:.0%} of that budget. How "
-            "you choose is up to you (the compound rule, a search, a reasoned guess), but you will "
-            "justify it in part 4. The cell after yours prints the prediction and the "
-            "measurement of your choice."
-        ),
-        Solution(
-            "choice",
-            "### BEGIN SOLUTION\n# The compound rule with the largest phi whose MEASURED cost fits "
-            "the budget,\n# by bisection: rounding makes the prediction (a * b**2 * g**2)**phi "
-            "inexact.\n"
-            'b0_macs = count_flops("efficientnet-b0")\n'
-            "lo, hi = 0.0, 3.0\nfor _ in range(8):\n    phi = (lo + hi) / 2\n    c = "
-            "compound_coefficients(phi)\n"
-            '    macs = scaled_macs(c["depth"], c["width"], round(c["resolution"]))\n'
-            "    lo, hi = (phi, hi) if macs <= BUDGET * b0_macs else (lo, phi)\n"
-            "c = compound_coefficients(lo)\n"
-            'depth, width, resolution = c["depth"], c["width"], round(c["resolution"])\n'
-            'print(f"phi = {lo:.3f}")\n'
-            "### END SOLUTION",
-        ),
-        Given(
-            "from effnet_tutorial.exercises.assignments import show_choice\n\n"
-            "show_choice(depth, width, resolution, predicted_factor, scaled_macs);"
-        ),
-        Test(
-            "test_flops_budget",
-            2,
-            f"the choice needs {BUDGET_FLOOR * 100:.0f}-100 % of {BUDGET:g} times B0's "
-            "multiply-adds",
-            "from effnet_tutorial.exercises.assignments import check_flops_budget\n\n"
-            "assert check_flops_budget(depth, width, resolution, budget=BUDGET)",
-        ),
-        Answer(
-            "justification",
-            "justification of the choice",
-            "## 4. Justify your choice (3 points, graded by hand)\n\n"
-            "In a few paragraphs (about 150-250 words), justify your $d$, $w$ and $r$. Quote the "
-            "numbers printed above. The grader uses this rubric:",
-            rubric=(
-                (
-                    1,
-                    "Compares the choice with the compound rule: states the $\\phi$ that the "
-                    "budget implies (FLOPs grow as $(\\alpha\\beta^2\\gamma^2)^\\phi$, so "
-                    "$\\phi = \\ln B / \\ln(\\alpha\\beta^2\\gamma^2)$ for a budget of $B$ times "
-                    "B0) and the rule's $d$, $w$ and $r$ at that $\\phi$.",
-                ),
-                (
-                    1,
-                    "Justifies scaling all three dimensions rather than one: accuracy saturates "
-                    "when a single dimension grows, and balanced scaling gives more accuracy for "
-                    "the same FLOPs (the paper's §3.2-3.3 and its scaling figures); a choice that "
-                    "departs from the rule says why.",
-                ),
-                (
-                    1,
-                    "Explains the gap between the predicted and the measured factor with at least "
-                    "two causes: channels rounded to multiples of 8 (and the 10 % rule), blocks "
-                    "rounded up, layers that depth does not scale (stem, head, classifier), the "
-                    "classifier that resolution does not scale.",
-                ),
-            ),
-            model_answer=lambda: _a3_model_answer(),
-        ),
-    ),
-)
+def _draw_mbconv(rng: random.Random) -> Case:
+    cin = rng.randint(3, 48)
+    stride = rng.choice((1, 2))
+    cout = cin if rng.random() < 0.5 else rng.randint(3, 64)   # half of them with a skip
+    return (cin, cout, rng.choice((3, 5)), stride, rng.choice((1, 3, 4, 6)),
+            rng.choice((None, 0.25, 0.25, 0.5)))
 
-A4 = Assignment(
-    id="a4_fused_vs_mbconv",
-    title="Fused-MBConv against MBConv: measure and explain",
-    minutes=75,
-    goals=(
-        "Count the parameters and multiply-adds of MBConv and Fused-MBConv "
-        "{cite:p}`tan2021efficientnetv2` (§3.2, Fig. 2) by formula.",
-        "Build B0 with Fused-MBConv stages and measure parameters, multiply-adds and time.",
-        "Explain why time does not follow multiply-adds, and where Fused-MBConv pays off.",
-    ),
-    cells=(
-        Text(
-            "# Assignment 4: Fused-MBConv against MBConv\n\n"
-            "EfficientNetV2 {cite:p}`tan2021efficientnetv2` replaces the $1\\times1$ expansion and "
-            "the depthwise convolution of MBConv by one regular $k\\times k$ convolution in its "
-            "early stages: Fused-MBConv (§3.2, Fig. 2). It costs more parameters and "
-            "multiply-adds, yet the paper finds it faster to train where it is used. You count "
-            "the two blocks by formula, build B0 with fused stages, measure it and explain what "
-            "you see. 9 points: 5 autograded, 4 graded by hand; about 75 minutes.\n\n" + HOW_TO_WORK
-        ),
-        Setup(),
-        Given(
-            "import dataclasses\nimport logging\n\nimport pandas as pd\nimport torch\n\n"
-            "# torch.utils.benchmark warns on import when there is no CUDA; that is fine here.\n"
-            'logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)\n'
-            "from torch.utils import benchmark  # noqa: E402\n\n"
-            "from effnet_tutorial import EfficientNet, count_flops, count_params, "
-            "get_model_config\nfrom effnet_tutorial.config import FusedMBConvConfig\n\n"
-            'device = "cuda" if torch.cuda.is_available() else "cpu"'
-        ),
-        Text(
-            "## 1. The two blocks by formula (3 points)\n\n"
-            "Write four functions of a stride-1 block with `channels` input and output channels, "
-            "expansion ratio `expand_ratio`, kernel `kernel_size` and no SE: the multiply-adds of "
-            "MBConv and of Fused-MBConv on a `size` x `size` input (batch 1, convolutions only), "
-            "and their parameters (convolutions without bias, each followed by a BatchNorm with a "
-            "scale and a shift per channel). Chapter 6 does the multiply-adds for one block:"
-        ),
-        FromChapter("ch6-ex3"),
-        Solution(
-            "formulas",
-            "def mbconv_macs(channels, size, expand_ratio, kernel_size):\n"
-            "    ### BEGIN SOLUTION\n    c, e, k, hw = channels, expand_ratio, kernel_size, size * "
-            "size\n    return (c * e * c + k * k * e * c + e * c * c) * hw   # expand, depthwise, "
-            "project\n    ### END SOLUTION\n\n\ndef fused_macs(channels, size, expand_ratio, "
-            "kernel_size):\n    ### BEGIN SOLUTION\n    c, e, k, hw = channels, expand_ratio, "
-            "kernel_size, size * size\n    return (k * k * c * e * c + e * c * c) * hw           # "
-            "k x k expand, project\n    ### END SOLUTION\n\n\n"
-            "def mbconv_params(channels, expand_ratio, kernel_size):\n"
-            "    ### BEGIN SOLUTION\n    c, e, k = channels, expand_ratio, kernel_size\n"
-            "    return (c * e * c + 2 * e * c) + (k * k * e * c + 2 * e * c) + (e * c * c + 2 * "
-            "c)\n    ### END SOLUTION\n\n\ndef fused_params(channels, expand_ratio, kernel_size):\n"
-            "    ### BEGIN SOLUTION\n    c, e, k = channels, expand_ratio, kernel_size\n"
-            "    return (k * k * c * e * c + 2 * e * c) + (e * c * c + 2 * c)\n"
-            "    ### END SOLUTION",
-        ),
-        Test(
-            "test_block_macs",
-            2,
-            "multiply-adds of both blocks (C = 48, 56x56, e = 4, k = 3)",
-            "from effnet_tutorial.exercises.assignments import check_block_macs\n\n"
-            "assert check_block_macs(mbconv_macs, fused_macs)",
-            hidden="for c, size, e, k in ((24, 112, 4, 3), (64, 28, 6, 5), (160, 14, 6, 3)):\n"
-            "    assert check_block_macs(mbconv_macs, fused_macs, channels=c, size=size,\n"
-            "                            expand_ratio=e, kernel_size=k)",
-        ),
-        Test(
-            "test_block_params",
-            1,
-            "parameters of both blocks (C = 48, e = 4, k = 3)",
-            "from effnet_tutorial.exercises.assignments import check_block_params\n\n"
-            "assert check_block_params(mbconv_params, fused_params)",
-            hidden="for c, e, k in ((24, 4, 3), (64, 6, 5), (160, 6, 3)):\n"
-            "    assert check_block_params(mbconv_params, fused_params, channels=c,\n"
-            "                              expand_ratio=e, kernel_size=k)",
-        ),
-        Text(
-            "## 2. B0 with Fused-MBConv stages (2 points)\n\n"
-            "The EfficientNetV2 paper replaced MBConv by Fused-MBConv in the first stages of "
-            "EfficientNet-B4 (§3.2, Table 3). Do the same to B0: write `fused_b0(stages)`, which "
-            "returns B0's config with the stages numbered `stages` (Table 1 of "
-            "{cite:t}`tan2019efficientnet`: 2 to 8) turned into Fused-MBConv stages with the same "
-            "fields (`FusedMBConvConfig` takes the same fields as `MBConvConfig`; "
-            "`dataclasses.fields` lists them). `config.stage_numbers` and `config.blocks` give "
-            "the stages, `config.with_options(blocks=...)` a new config."
-        ),
-        Solution(
-            "fused_b0",
-            "def fused_b0(stages):\n"
-            '    """B0\'s config with the given stages (Table 1 numbers) made of Fused-MBConv."""\n'
-            "    ### BEGIN SOLUTION\n"
-            '    config = get_model_config("efficientnet-b0")\n'
-            "    blocks = []\n    for number, block in zip(config.stage_numbers, config.blocks):\n"
-            "        if number in stages:\n            values = {f.name: getattr(block, f.name) "
-            "for f in dataclasses.fields(block)}\n            block = FusedMBConvConfig(**values)\n"
-            "        blocks.append(block)\n    return config.with_options(blocks=tuple(blocks))\n"
-            "    ### END SOLUTION",
-        ),
-        Test(
-            "test_fused_b0",
-            2,
-            "`fused_b0((2, 3, 4))`: parameters and multiply-adds",
-            "from effnet_tutorial.exercises.assignments import check_fused_b0\n\n"
-            "assert check_fused_b0(fused_b0)",
-            hidden="assert check_fused_b0(fused_b0, stages=(2, 3, 4, 5, 6))\n"
-            "assert check_fused_b0(fused_b0, stages=(2, 3, 4, 5, 6, 7, 8))",
-        ),
-        Text(
-            "## 3. Measure\n\n`forward_ms(config)` below times one forward pass of a model built "
-            "from a config (batch 4 at 224x224, eval mode, without gradients) with "
-            "`torch.utils.benchmark`, on the GPU when there is one. Build a table `table` (a "
-            "pandas DataFrame) with one row per variant: B0 (no stage fused), stages 2-4 fused, "
-            "2-6 and 2-8 (all), and the columns parameters (millions), multiply-adds (G, at "
-            "224x224) and forward time (ms). On a two-core CPU this takes well under a minute."
-        ),
-        Given(
-            "def forward_ms(config, batch=4, image_size=224, min_run_time=0.3):\n"
-            '    """Median time (ms) of one forward pass, eval mode, no gradients."""\n'
-            "    model = EfficientNet(config).eval().to(device)\n"
-            "    x = torch.randn(batch, 3, image_size, image_size, device=device)\n"
-            "    with torch.no_grad():\n        model(x)   # warm-up: the first call allocates and "
-            "picks kernels\n"
-            '    timer = benchmark.Timer("with torch.no_grad(): model(x)",\n'
-            '                            globals={"model": model, "x": x, "torch": torch})\n'
-            "    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3"
-        ),
-        Solution(
-            "measurements",
-            "### BEGIN SOLUTION\nrows = []\nfor stages in [(), (2, 3, 4), (2, 3, 4, 5, 6), (2, 3, "
-            "4, 5, 6, 7, 8)]:\n    config = fused_b0(stages)\n"
-            '    rows.append({"fused stages": ", ".join(map(str, stages)) or "none",\n'
-            '                 "parameters (M)": count_params(config) / 1e6,\n'
-            '                 "multiply-adds (G)": count_flops(config) / 1e9,\n'
-            '                 "forward (ms)": forward_ms(config)})\n'
-            "table = pd.DataFrame(rows).round(2)\n### END SOLUTION\n"
-            "table",
-        ),
-        Answer(
-            "explanation",
-            "explanation of the measurements",
-            "## 4. Explain (4 points, graded by hand)\n\n"
-            "In about 200-300 words, explain your table: why Fused-MBConv costs what it costs, "
-            "why the time does or does not follow the multiply-adds on your machine, and where in "
-            "a network you would use Fused-MBConv. Say which device you measured on. The grader "
-            "uses this rubric:",
-            rubric=(
-                (
-                    1,
-                    "Reports the measurements (parameters, multiply-adds and time of the four "
-                    "variants) and the device they were taken on.",
-                ),
-                (
-                    1,
-                    "Explains from the formulas of part 1 why Fused-MBConv costs more: a regular "
-                    "$k\\times k$ convolution from $C$ to $eC$ channels costs $k^2 \\cdot C \\cdot "
-                    "eC$ per pixel, the $1\\times1$ and depthwise pair $C \\cdot eC + k^2 \\cdot "
-                    "eC$; the ratio grows with $C$, so fused blocks are affordable only where $C$ "
-                    "is small.",
-                ),
-                (
-                    1,
-                    "Explains why time does not follow multiply-adds: a depthwise convolution does "
-                    "few multiply-adds per byte it reads and writes (low arithmetic intensity), so "
-                    "it runs far below the hardware's peak, while a regular convolution comes "
-                    "close to it (the EfficientNetV2 paper, §3.2, notes that depthwise "
-                    "convolutions cannot make full use of modern accelerators).",
-                ),
-                (
-                    1,
-                    "Concludes where Fused-MBConv pays off (the early, narrow, high-resolution "
-                    "stages, as in EfficientNetV2-S) and why not everywhere (parameters and "
-                    "multiply-adds grow fast in the wide late stages; in the paper's Table 3, "
-                    "fusing all stages trains slower than fusing the early ones only), and says "
-                    "where the student's measurements agree or disagree with the paper's "
-                    "accelerators.",
-                ),
-            ),
-            model_answer=lambda: _a4_model_answer(),
-        ),
-    ),
-)
 
-#: The course, in the order it is taught.
-ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4)
+_DRAWS: dict[str, Callable[[random.Random], object]] = {
+    "squeezed_channels": lambda rng: [
+        (rng.randint(1, 2048), rng.choice((0.0625, 0.125, 0.25, 0.25, 0.5, 1.0)))
+        for _ in range(40)
+    ],
+    "squeeze_excite": lambda rng: [
+        dict(channels=(c := rng.randint(8, 1200)), squeezed=rng.randint(1, max(1, c // 4)),
+             seed=rng.randrange(10**6))
+        for _ in range(2)
+    ],
+    "mbconv": lambda rng: [_draw_mbconv(rng) for _ in range(5)],
+    "same_padding": lambda rng: [
+        (rng.randint(1, 1000), rng.randint(1, 11), rng.randint(1, 4), rng.choice((1, 1, 2, 3)))
+        for _ in range(400)
+    ],
+    "stride2_paddings": lambda rng: [rng.randint(33, 700) for _ in range(5)],
+    "round_filters": lambda rng: [(rng.randint(1, 2048), _widths(rng)) for _ in range(60)],
+    "round_repeats": lambda rng: [(rng.randint(1, 16), _widths(rng)) for _ in range(40)],
+    "scale": lambda rng: [
+        (round(rng.uniform(1.0, 2.6), 2), round(rng.uniform(1.0, 2.0), 2), rng.randint(160, 400))
+        for _ in range(4)
+    ],
+    "block_macs": lambda rng: [
+        dict(channels=rng.randint(8, 192), size=rng.choice((7, 14, 28, 56, 112)),
+             expand_ratio=rng.choice((2, 3, 4, 6)), kernel_size=rng.choice((3, 5)))
+        for _ in range(3)
+    ],
+    "block_params": lambda rng: [   # e >= 2: with e = 1 the blocks have no expansion at all
+        dict(channels=rng.randint(8, 192), expand_ratio=rng.choice((2, 3, 4, 6)),
+             kernel_size=rng.choice((3, 5)))
+        for _ in range(3)
+    ],
+    "fused_b0": lambda rng: [
+        tuple(sorted(rng.sample(range(2, 9), rng.randint(1, 7)))) for _ in range(2)
+    ],
+}
+
+
+def hidden_cases(name: str):
+    """The cases of a hidden test, drawn from the instructor's secret seed (the
+    environment variable :data:`SEED_VARIABLE`) and the test's ``name``: the package holds
+    the rules that draw them, never a table of them. Without a seed, fresh cases from the
+    operating system's randomness.
+
+    Shape: name -> list of cases (tuples, or keyword arguments of the checker).
+    """
+    if name not in _DRAWS:
+        raise ValueError(f"hidden_cases: no cases named {name!r}; expected one of {sorted(_DRAWS)}")
+    seed = os.environ.get(SEED_VARIABLE) or str(random.SystemRandom().getrandbits(128))
+    return _DRAWS[name](random.Random(f"{seed}:{name}"))

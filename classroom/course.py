@@ -1,0 +1,820 @@
+r"""The classroom course as data: instructors' material, outside the package.
+
+``tools/classroom.py`` builds every notebook of the course (``classroom/source``) and
+the assignments' part of ``book/assignments.md`` from :data:`ASSIGNMENTS`. A cell there
+either quotes a chapter's exercise by its label (:class:`FromChapter`), shows the
+package's own source as the solution, of which the learner sees only the signatures and
+docstrings (:class:`Implement`), or holds a solution, an autograded test (:class:`Test`)
+or a written answer with its rubric and model answer (:class:`Answer`).
+
+This file is not in the package that students install (``pyproject.toml`` ships
+``effnet_tutorial*`` only, and the Colab set-up cell installs that package): the
+solutions written here, the hidden tests' code and the model answers are not importable
+from an installed ``effnet_tutorial``. The checkers, and the rules that draw the hidden
+cases from the instructor's secret seed, stay in
+:mod:`effnet_tutorial.exercises.assignments`: the test cells import them in the
+learners' kernels. See book/assignments.md, "What students can see".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+import torch
+from torch import nn
+
+from effnet_tutorial.blocks import MBConv, squeezed_channels
+from effnet_tutorial.config import V1_COEFFICIENTS
+from effnet_tutorial.exercises.assignments import (
+    BUDGET,
+    BUDGET_FLOOR,
+    _counts,
+    fused_b0_config,
+)
+from effnet_tutorial.layers import SqueezeExcite, same_padding
+from effnet_tutorial.scaling import round_filters, round_repeats
+
+
+# ======================================================================================
+# The assignments as data: what tools/classroom.py turns into nbgrader notebooks
+# ======================================================================================
+@dataclass(frozen=True)
+class Text:
+    """A read-only markdown cell (MyST markdown: ``{cite:p}`` roles are resolved for Jupyter).
+    ``source`` may be a function, called when the course is generated (for numbers that
+    must be computed)."""
+
+    source: str | Callable[[], str]
+
+
+@dataclass(frozen=True)
+class FromChapter:
+    """A chapter's exercise, quoted from the notebook by its label (e.g. ``"ch2-ex2"``)."""
+
+    label: str
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The chapters' set-up cell (``tools/sync_setup_cell.py``): installs the package in Colab."""
+
+
+@dataclass(frozen=True)
+class Given:
+    """A read-only code cell: imports and helpers the learner uses but does not write."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class Implement:
+    """A solution cell made from the package's own source of ``objects``: the learner sees
+    their signatures and docstrings, the bodies are the solution. Methods in ``keep`` are
+    given in full (they are not part of the task)."""
+
+    grade_id: str
+    objects: tuple
+    keep: tuple[str, ...] = ()
+    #: Task docstrings that replace the package's, by function name: they say what to
+    #: compute, where the package's state the formula.
+    docstrings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A solution cell written here; ``source`` marks the solution with nbgrader's
+    ``### BEGIN SOLUTION`` / ``### END SOLUTION`` (around all of it when it has none)."""
+
+    grade_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Test:
+    """An autograded test cell worth ``points``; ``hidden`` runs only when grading."""
+
+    grade_id: str
+    points: int
+    title: str
+    source: str
+    hidden: str = ""
+    __test__ = False   # not a pytest test class
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A written answer graded by hand: the prompt and the rubric (shown to the learner),
+    then the answer cell, which holds ``model_answer`` in the instructors' version."""
+
+    grade_id: str
+    title: str
+    prompt: str
+    rubric: tuple[tuple[int, str], ...]
+    model_answer: str | Callable[[], str]
+
+    @property
+    def points(self) -> int:
+        return sum(p for p, _ in self.rubric)
+
+
+Cell = Union[Text, FromChapter, Setup, Given, Implement, Solution, Test, Answer]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One nbgrader assignment: one notebook, ``classroom/source/<id>/<id>.ipynb``."""
+
+    id: str
+    title: str
+    minutes: int
+    goals: tuple[str, ...]
+    cells: tuple[Cell, ...]
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The package's names a solution may not import: what the learner re-implements
+        (the package's references for the assignment's checkers live in
+        ``effnet_tutorial.exercises``, which no solution may import at all)."""
+        return tuple(o.__name__ for c in self.cells if isinstance(c, Implement) for o in c.objects)
+
+    @property
+    def tests(self) -> list[Test]:
+        return [c for c in self.cells if isinstance(c, Test)]
+
+    @property
+    def answers(self) -> list[Answer]:
+        return [c for c in self.cells if isinstance(c, Answer)]
+
+    @property
+    def auto_points(self) -> int:
+        return sum(t.points for t in self.tests)
+
+    @property
+    def manual_points(self) -> int:
+        return sum(a.points for a in self.answers)
+
+
+def _state_table(module: nn.Module) -> str:
+    """The parameter names and shapes of a reference module, as a markdown table."""
+    rows = "\n".join(f"| `{name}` | `{list(p.shape)}` |" for name, p in module.named_parameters())
+    return "| parameter | shape |\n|---|---|\n" + rows
+
+
+def _meta(cls, *args):
+    with torch.device("meta"):
+        return cls(*args)
+
+
+HOW_TO_WORK = """\
+**How to work.** Write your code where it says `YOUR CODE HERE` (delete the
+`raise NotImplementedError()` line) and your written answers where it says
+`YOUR ANSWER HERE`. Each test cell calls a checker of the book's package: it prints
+`Correct: ...` or `Not yet: ...` with a hint, and fails until your answer is right.
+When the notebook is graded, hidden tests run the same checkers on other cases, so
+write general code, not code for the visible cases. Before you submit, run
+**Kernel > Restart & Run All** and read every verdict. Do not delete, copy or reorder
+cells, and keep the file name."""
+
+_SE_TABLE = _state_table(_meta(SqueezeExcite, 240, 10))
+_MBCONV_TABLE = _state_table(_meta(MBConv, 16, 24, 3, 2, 6, 0.25))
+_TEST_MBCONV = "from effnet_tutorial.exercises.assignments import {0}\n\nassert {0}(MBConv)"
+
+A1 = Assignment(
+    id="a1_se_mbconv",
+    title="Squeeze-and-Excitation and MBConv",
+    minutes=90,
+    goals=(
+        "Build the Squeeze-and-Excitation layer {cite:p}`hu2018squeeze` and the MBConv block "
+        "{cite:p}`sandler2018mobilenetv2` of EfficientNet {cite:p}`tan2019efficientnet` from "
+        "convolutions, BatchNorm and Swish.",
+        "Compute the SE width from the block's input channels, as the official code does.",
+        "Know when a block can have an identity skip, and why.",
+        "Check a module against a reference: shapes, parameter counts, then outputs with the "
+        "same weights.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 1: Squeeze-and-Excitation and MBConv\n\n"
+            "You write the two modules at the heart of EfficientNet "
+            "{cite:p}`tan2019efficientnet`: the Squeeze-and-Excitation (SE) layer "
+            "{cite:p}`hu2018squeeze` and the mobile inverted bottleneck, MBConv "
+            "{cite:p}`sandler2018mobilenetv2`. The autograder copies the weights of the book's "
+            "package into your modules and compares shapes, parameter counts and outputs with "
+            "the package's. 8 points, all autograded; about 90 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import torch\nfrom torch import nn\n\nfrom effnet_tutorial.layers import ConvBNAct, "
+            "DropPath, MemoryEfficientSwish\n\ntorch.manual_seed(0)"
+        ),
+        Text(
+            "## 1. The width of the SE bottleneck (1 point)\n\n"
+            "Inside an MBConv block, SE squeezes the expanded tensor ($e \\cdot C_\\text{in}$ "
+            "channels) to $C_\\text{se}$ channels and back. The official code computes "
+            "$C_\\text{se}$ from the block's *input* channels, which several re-implementations "
+            "get wrong. Chapter 2 of the book asks you to count it by hand:"
+        ),
+        FromChapter("ch2-ex2"),
+        Text(
+            "Write `squeezed_channels(in_channels, se_ratio)`, the width $C_\\text{se}$ for a "
+            "block with `in_channels` input channels."
+        ),
+        Implement("squeezed_channels", (squeezed_channels,), docstrings={"squeezed_channels": (
+            "The number of channels of the SE bottleneck in an MBConv block with\n"
+            "``in_channels`` input channels and SE ratio ``se_ratio``, as EfficientNet's\n"
+            "official code computes it (chapter 2).\n\nShape: (int, float) -> int.")}),
+        Test(
+            "test_squeezed_channels",
+            1,
+            "`squeezed_channels` on every MBConv block of B0-B7 and V2",
+            "from effnet_tutorial.exercises.assignments import check_squeezed_channels\n\n"
+            "assert check_squeezed_channels(squeezed_channels)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_squeezed_channels(squeezed_channels, cases=hidden_cases("squeezed_channels"))',
+        ),
+        Text(
+            "## 2. Squeeze-and-Excitation (2 points)\n\n"
+            "Write the module `SqueezeExcite(channels, squeezed_channels)`; its docstring says "
+            "what it computes. The checker copies the package's weights into yours, by name when "
+            "you use the package's names, otherwise in the order your module registers them. "
+            "The package's `SqueezeExcite(240, 10)` holds:\n\n" + _SE_TABLE
+        ),
+        Implement("squeeze_excite", (SqueezeExcite,)),
+        Test(
+            "test_squeeze_excite",
+            2,
+            "`SqueezeExcite(240, 10)`: parameters, shape and outputs with the package's weights",
+            "from effnet_tutorial.exercises.assignments import check_squeeze_excite\n\n"
+            "assert check_squeeze_excite(SqueezeExcite)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for case in hidden_cases("squeeze_excite"):\n'
+            "    assert check_squeeze_excite(SqueezeExcite, **case)",
+        ),
+        Text(
+            "## 3. MBConv (5 points)\n\nWrite `MBConv`: its docstring gives the order of the "
+            "parts. Build them from the package's `ConvBNAct` (convolution without bias, "
+            "BatchNorm, activation; its default "
+            'padding is TensorFlow\'s "same") and your `SqueezeExcite` and '
+            "`squeezed_channels`, as the submodules `expand`, `depthwise`, `se` and `project`, "
+            "and set the attribute `has_skip`. The checkers build your class as "
+            "`MBConv(in_channels, out_channels, kernel_size, stride, expand_ratio, se_ratio)`; "
+            "the other arguments are the package's options and may keep their defaults "
+            "(`DropPath` is given for `drop_path_rate`). Before you write the skip connection, "
+            "recall chapter 3:"
+        ),
+        FromChapter("ch3-ex2"),
+        Text(
+            "The package's `MBConv(16, 24, kernel_size=3, stride=2, expand_ratio=6)` (the first "
+            "block of B0's stage 3) holds these parameters, and the BatchNorm statistics "
+            "(`running_mean`, `running_var`) next to each `bn`:\n\n" + _MBCONV_TABLE
+        ),
+        Implement("mbconv", (MBConv,), keep=("extra_repr",)),
+        Test(
+            "test_mbconv_shapes",
+            1,
+            "`has_skip` and output shapes on B0's blocks",
+            _TEST_MBCONV.format("check_mbconv_shapes"),
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_mbconv_shapes(MBConv, cases=hidden_cases("mbconv"))',
+        ),
+        Test(
+            "test_mbconv_params",
+            1,
+            "parameter counts, part by part, on B0's blocks",
+            _TEST_MBCONV.format("check_mbconv_param_counts"),
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_mbconv_param_counts(MBConv, cases=hidden_cases("mbconv"))',
+        ),
+        Test(
+            "test_mbconv_outputs",
+            3,
+            "outputs with the package's weights on B0's blocks",
+            _TEST_MBCONV.format("check_mbconv_outputs"),
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_mbconv_outputs(MBConv, cases=hidden_cases("mbconv"), seed=1)',
+        ),
+    ),
+)
+
+_B4 = V1_COEFFICIENTS["efficientnet-b4"]
+
+A2 = Assignment(
+    id="a2_padding_rounding",
+    title='TF "same" padding, round_filters and round_repeats',
+    minutes=60,
+    goals=(
+        'Compute TensorFlow\'s "SAME" padding and see why it is asymmetric for stride 2.',
+        "Scale channels with `round_filters` (nearest multiple of 8, the 10 % rule) and blocks "
+        "with `round_repeats` (rounded up), as the official code does {cite:p}`tpu_efficientnet`.",
+        "Rebuild the tables of B1-B7 {cite:p}`tan2019efficientnet` from B0's with your functions.",
+    ),
+    cells=(
+        Text(
+            '# Assignment 2: TF "same" padding, `round_filters` and `round_repeats`\n\n'
+            "The official EfficientNets were trained in TensorFlow {cite:p}`tpu_efficientnet`. "
+            "Three small functions decide whether a PyTorch model reproduces them exactly: "
+            "TensorFlow's "
+            '"SAME" padding, which is asymmetric for stride 2, and the rounding of channels and '
+            "blocks when B0 is scaled {cite:p}`tan2019efficientnet`. You write all three and "
+            "rebuild the tables of B1-B7 with them. 7 points, all autograded; about 60 minutes.\n\n"
+            + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import math\n\nfrom effnet_tutorial import get_model_config\n"
+            "from effnet_tutorial.config import V1_COEFFICIENTS"
+        ),
+        Text(
+            '## 1. TensorFlow\'s "SAME" padding (3 points)\n\n'
+            "Write `same_padding(size, kernel_size, stride, dilation=1)`, the `(before, after)` "
+            "padding along one axis; its docstring says what it returns. Chapter 4 works through it:"
+        ),
+        FromChapter("ch4-ex1"),
+        Implement("same_padding", (same_padding,), docstrings={"same_padding": (
+            'TensorFlow\'s "SAME" padding along one axis of ``size`` pixels, for a kernel of\n'
+            "``kernel_size`` pixels with ``stride`` and ``dilation``: the pixels to add\n"
+            "before and after, ``(before, after)``, as TensorFlow adds them (chapter 4).\n\n"
+            "Shape: ints -> (int, int).")}),
+        Test(
+            "test_same_padding",
+            2,
+            "`same_padding` on sizes 1-40, kernels 1-7, strides 1-3",
+            "from effnet_tutorial.exercises.assignments import check_same_padding\n\n"
+            "assert check_same_padding(same_padding)",
+            hidden="assert check_same_padding(same_padding, max_size=600, dilations=(1, 2, 3))\n"
+            "from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_same_padding(same_padding, cases=hidden_cases("same_padding"))',
+        ),
+        Text(
+            "Now write `stride2_paddings(image_size)`: the `(before, after)` padding of each of "
+            "B0's stride-2 layers (the stem, then the first block of the stages with stride 2), in "
+            "order, for a square image of `image_size` pixels. Use your `same_padding` and B0's "
+            'blocks, `get_model_config("efficientnet-b0").block_specs()`; each layer sees the '
+            "output size of the one before, $\\lceil n / s \\rceil$."
+        ),
+        Solution(
+            "stride2_paddings",
+            "def stride2_paddings(image_size):\n"
+            '    """TF paddings (before, after) of B0\'s stride-2 layers, stem first."""\n'
+            "    ### BEGIN SOLUTION\n    layers = [(3, 2)]  # the stem: 3x3, stride 2 (Table 1, "
+            "stage 1)\n"
+            '    blocks = get_model_config("efficientnet-b0").block_specs()\n'
+            "    layers += [(b.kernel_size, b.stride) for b in blocks]\n"
+            "    size, paddings = image_size, []\n    for k, s in layers:\n"
+            "        if s == 2:\n            paddings.append(same_padding(size, k, s))\n"
+            "        size = math.ceil(size / s)\n    return paddings\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_stride2_paddings",
+            1,
+            "`stride2_paddings(240)`: B0's five stride-2 layers at 240 pixels",
+            "from effnet_tutorial.exercises.assignments import check_stride2_function\n\n"
+            "assert check_stride2_function(stride2_paddings, image_size=240)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for size in hidden_cases("stride2_paddings"):\n'
+            "    assert check_stride2_function(stride2_paddings, image_size=size)",
+        ),
+        Text(
+            "## 2. `round_filters` (2 points)\n\nChapter 1's exercise calls it `my_round_filters`; "
+            "here it has the official name and signature, `round_filters(channels, "
+            "width_coefficient, divisor=8)`:"
+        ),
+        FromChapter("ch1-ex2"),
+        Implement("round_filters", (round_filters,), docstrings={"round_filters": (
+            "The channels of a layer that has ``channels`` in B0, after width scaling by\n"
+            "``width_coefficient``, rounded as EfficientNet's official code rounds them\n"
+            "(chapter 1).\n\nShape: int -> int.")}),
+        Test(
+            "test_round_filters",
+            2,
+            "`round_filters` on B0's channels at every published width, and narrow layers",
+            "from effnet_tutorial.exercises.assignments import check_round_filters\n\n"
+            "assert check_round_filters(round_filters)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_round_filters(round_filters, cases=hidden_cases("round_filters"))',
+        ),
+        Text(
+            "## 3. `round_repeats` (2 points)\n\nWrite `round_repeats(repeats, "
+            "depth_coefficient)`, the number of blocks of a stage "
+            "after depth scaling. Chapter 5 computes one by hand:"
+        ),
+        FromChapter("ch5-ex1"),
+        Implement("round_repeats", (round_repeats,), docstrings={"round_repeats": (
+            "The number of blocks of a stage that has ``repeats`` blocks in B0, after depth\n"
+            "scaling by ``depth_coefficient``, as EfficientNet's official code computes it\n"
+            "(chapter 5).\n\nShape: int -> int.")}),
+        Test(
+            "test_round_repeats",
+            1,
+            "`round_repeats` on every repeat count of the V1 and V2 tables",
+            "from effnet_tutorial.exercises.assignments import check_round_repeats\n\n"
+            "assert check_round_repeats(round_repeats)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_round_repeats(round_repeats, cases=hidden_cases("round_repeats"))',
+        ),
+        Test(
+            "test_b4_stage6",
+            1,
+            "B4's stage 6 from B0's, with your functions",
+            "from effnet_tutorial.exercises.assignments import check_b4_stage6_functions\n\n"
+            "assert check_b4_stage6_functions(round_filters, round_repeats)",
+            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
+            "assert check_scaled_table(round_filters, round_repeats)",
+        ),
+    ),
+)
+
+
+def _a3_model_answer() -> str:
+    """A model answer for assignment 3; its numbers are computed from the package."""
+    from effnet_tutorial.scaling import compound_coefficients
+
+    rate = compound_coefficients(1)["flops_factor"]  # alpha * beta^2 * gamma^2 of §3.3
+    phi = math.log(BUDGET) / math.log(rate)
+    c = compound_coefficients(phi)
+    return (
+        f"The budget is {BUDGET:g} times B0. With $\\alpha\\beta^2\\gamma^2 = {rate:.3f}$, "
+        f"$\\phi = \\ln {BUDGET:g} / \\ln {rate:.3f} \\approx {phi:.2f}$, which the rule turns "
+        f"into $d \\approx {c['depth']:.2f}$, $w \\approx {c['width']:.2f}$ and $r \\approx "
+        f"{c['resolution']:.0f}$ pixels. I kept the rule's proportions and lowered $\\phi$ until "
+        f"the "
+        "measured cost fitted the budget (the printed $\\phi$), because the paper shows that "
+        "scaling one dimension alone saturates quickly (a very deep or very wide network, or a "
+        "huge image, adds little accuracy), while the balanced rule gives more accuracy for the "
+        "same FLOPs.\n\nThe measured factor differs from the predicted one because the prediction "
+        "treats every layer as scaling exactly with $d w^2 r^2$: channels are rounded to multiples "
+        "of 8, with 8 added back when that loses more than 10 %, blocks are rounded up to whole "
+        "blocks, the stem and the head do not get deeper, and the classifier's cost does not grow "
+        "with the image size."
+    )
+
+
+def _a4_model_answer() -> str:
+    """A model answer for assignment 4; its counts are computed from the package."""
+    b0, part, full = (_counts(fused_b0_config(s)) for s in ((), (2, 3, 4), tuple(range(2, 9))))
+    return (
+        f"Fusing stages 2-4 adds {part[0] / b0[0] - 1:.0%} parameters but multiplies B0's "
+        f"multiply-adds by {part[1] / b0[1]:.1f}; fusing all stages multiplies the parameters by "
+        f"{full[0] / b0[0]:.1f} and the multiply-adds by {full[1] / b0[1]:.1f}. The formulas "
+        f"explain "
+        "it: per output pixel a fused block spends $k^2 C \\cdot eC$ on its regular convolution "
+        "where MBConv spends $C \\cdot eC + k^2 eC$, a ratio that approaches $(k^2 + 1) / 2 = 5$ "
+        "for $k = 3$ as $C$ grows: the wide late stages become very expensive.\n\n"
+        "Time does not follow multiply-adds. A depthwise convolution reads and writes a whole "
+        "$eC$-channel tensor for only $k^2$ multiply-adds per value, so memory traffic limits it, "
+        "while a regular convolution reuses each value $k^2 C$ times and runs near the peak of the "
+        "hardware. So the early fused stages cost much less time than their FLOPs suggest, and can "
+        "even be faster than MBConv, as the EfficientNetV2 paper reports on TPUs and GPUs; the "
+        "answer compares this with the table, measured on the device it names. Fused-MBConv "
+        "belongs in the early stages, where the channels are few and the feature maps large "
+        "(EfficientNetV2-S uses it in stages 1-3); fused late stages cost far more parameters and "
+        "FLOPs than they save in memory traffic, and the paper found fusing every stage slower "
+        "than fusing the early ones only."
+    )
+
+
+A3 = Assignment(
+    id="a3_flops_budget",
+    title="Scale B0 to a FLOPs budget",
+    minutes=60,
+    goals=(
+        "Predict the cost of a scaled B0 with the compound rule's $d \\cdot w^2 \\cdot r^2$ "
+        "{cite:p}`tan2019efficientnet` (§3.3), then measure it.",
+        "Explain where prediction and measurement differ.",
+        f"Choose depth, width and resolution for a budget of {BUDGET:g} times B0's multiply-adds "
+        f"and "
+        "justify the choice.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 3: Scale B0 to a FLOPs budget\n\n"
+            "Compound scaling grows depth, width and resolution together "
+            "{cite:p}`tan2019efficientnet` (§3.3): $d = \\alpha^\\phi$, $w = \\beta^\\phi$, "
+            "$r = \\gamma^\\phi$ with $\\alpha \\beta^2 \\gamma^2 \\approx 2$, so that the FLOPs "
+            "(multiply-adds) grow about as $2^\\phi$. You predict the cost of a scaled B0, measure "
+            f"it, then choose your own $d$, $w$ and $r$ for a budget of {BUDGET:g} times B0's "
+            "multiply-adds and justify the choice. 8 points: 5 autograded, 3 graded by hand; about "
+            "60 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import math\n\nfrom effnet_tutorial import compound_coefficients, count_flops, "
+            "get_model_config\nfrom effnet_tutorial.config import V1_COEFFICIENTS\n"
+            "from effnet_tutorial.exercises.assignments import BUDGET, BUDGET_FLOOR"
+        ),
+        Text(
+            "## 1. Predict (2 points)\n\nWrite `predicted_factor(depth, width, resolution)`: the "
+            "factor by which B0's multiply-adds grow when it is scaled by `depth` and `width` "
+            "(coefficients) and run at `resolution` pixels instead of 224, by the estimate $d "
+            "\\cdot w^2 \\cdot r^2$, where $r$ is the ratio of the image sizes. Chapter 1 uses it "
+            "to predict B3:"
+        ),
+        FromChapter("ch1-ex3"),
+        Solution(
+            "predicted_factor",
+            "def predicted_factor(depth, width, resolution):\n"
+            '    """d * w**2 * r**2 with r relative to B0\'s image size (EfficientNet §3.3)."""\n'
+            "    ### BEGIN SOLUTION\n"
+            '    base = V1_COEFFICIENTS["efficientnet-b0"][2]   # 224\n'
+            "    return depth * width ** 2 * (resolution / base) ** 2\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_predicted_factor",
+            1,
+            "`predicted_factor` on the published B1-B7",
+            "from effnet_tutorial.exercises.assignments import check_predicted_factor\n\n"
+            "assert check_predicted_factor(predicted_factor)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_predicted_factor(predicted_factor, hidden_cases("scale"))',
+        ),
+        Test(
+            "test_b3_prediction",
+            1,
+            "B3's multiply-adds, predicted from B0's",
+            "from effnet_tutorial.exercises.assignments import check_b3_from_factor\n\n"
+            "assert check_b3_from_factor(predicted_factor)",
+        ),
+        Text(
+            "## 2. Measure (1 point)\n\nWrite `scaled_macs(depth, width, resolution)`: the "
+            "multiply-adds of B0 scaled by these coefficients and image size, measured with "
+            "`count_flops` on a scaled config (`get_model_config` takes the options "
+            "`depth_coefficient`, `width_coefficient` and "
+            "`resolution`). `count_flops` counts on the meta device: it costs no memory."
+        ),
+        Solution(
+            "scaled_macs",
+            "def scaled_macs(depth, width, resolution):\n"
+            '    """Multiply-adds of B0 scaled by d, w and r, counted (not estimated)."""\n'
+            "    ### BEGIN SOLUTION\n"
+            '    config = get_model_config("efficientnet-b0", depth_coefficient=depth,\n'
+            "                              width_coefficient=width, resolution=resolution)\n"
+            "    return count_flops(config)\n    ### END SOLUTION",
+        ),
+        Test(
+            "test_scaled_macs",
+            1,
+            "`scaled_macs` on B0's and B3's coefficients",
+            "from effnet_tutorial.exercises.assignments import check_scaled_macs\n\n"
+            "assert check_scaled_macs(scaled_macs)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_scaled_macs(scaled_macs, hidden_cases("scale")[:2])',
+        ),
+        Text(
+            "## 3. Choose (2 points)\n\nChoose `depth` and `width` (coefficients, at least 1) and "
+            "`resolution` (whole pixels, "
+            f"at least 224) so that the scaled B0 needs at most `BUDGET` = {BUDGET:g} times B0's "
+            f"multiply-adds, and at least `BUDGET_FLOOR` = {BUDGET_FLOOR:.0%} of that budget. How "
+            "you choose is up to you (the compound rule, a search, a reasoned guess), but you will "
+            "justify it in part 4. The cell after yours prints the prediction and the "
+            "measurement of your choice."
+        ),
+        Solution(
+            "choice",
+            "### BEGIN SOLUTION\n# The compound rule with the largest phi whose MEASURED cost fits "
+            "the budget,\n# by bisection: rounding makes the prediction (a * b**2 * g**2)**phi "
+            "inexact.\n"
+            'b0_macs = count_flops("efficientnet-b0")\n'
+            "lo, hi = 0.0, 3.0\nfor _ in range(8):\n    phi = (lo + hi) / 2\n    c = "
+            "compound_coefficients(phi)\n"
+            '    macs = scaled_macs(c["depth"], c["width"], round(c["resolution"]))\n'
+            "    lo, hi = (phi, hi) if macs <= BUDGET * b0_macs else (lo, phi)\n"
+            "c = compound_coefficients(lo)\n"
+            'depth, width, resolution = c["depth"], c["width"], round(c["resolution"])\n'
+            'print(f"phi = {lo:.3f}")\n'
+            "### END SOLUTION",
+        ),
+        Given(
+            "from effnet_tutorial.exercises.assignments import show_choice\n\n"
+            "show_choice(depth, width, resolution, predicted_factor, scaled_macs);"
+        ),
+        Test(
+            "test_flops_budget",
+            2,
+            f"the choice needs {BUDGET_FLOOR * 100:.0f}-100 % of {BUDGET:g} times B0's "
+            "multiply-adds",
+            "from effnet_tutorial.exercises.assignments import check_flops_budget\n\n"
+            "assert check_flops_budget(depth, width, resolution, budget=BUDGET)",
+        ),
+        Answer(
+            "justification",
+            "justification of the choice",
+            "## 4. Justify your choice (3 points, graded by hand)\n\n"
+            "In a few paragraphs (about 150-250 words), justify your $d$, $w$ and $r$. Quote the "
+            "numbers printed above. The grader uses this rubric:",
+            rubric=(
+                (
+                    1,
+                    "Compares the choice with the compound rule: states the $\\phi$ that the "
+                    "budget implies (FLOPs grow as $(\\alpha\\beta^2\\gamma^2)^\\phi$, so "
+                    "$\\phi = \\ln B / \\ln(\\alpha\\beta^2\\gamma^2)$ for a budget of $B$ times "
+                    "B0) and the rule's $d$, $w$ and $r$ at that $\\phi$.",
+                ),
+                (
+                    1,
+                    "Justifies scaling all three dimensions rather than one: accuracy saturates "
+                    "when a single dimension grows, and balanced scaling gives more accuracy for "
+                    "the same FLOPs (the paper's §3.2-3.3 and its scaling figures); a choice that "
+                    "departs from the rule says why.",
+                ),
+                (
+                    1,
+                    "Explains the gap between the predicted and the measured factor with at least "
+                    "two causes: channels rounded to multiples of 8 (and the 10 % rule), blocks "
+                    "rounded up, layers that depth does not scale (stem, head, classifier), the "
+                    "classifier that resolution does not scale.",
+                ),
+            ),
+            model_answer=lambda: _a3_model_answer(),
+        ),
+    ),
+)
+
+A4 = Assignment(
+    id="a4_fused_vs_mbconv",
+    title="Fused-MBConv against MBConv: measure and explain",
+    minutes=75,
+    goals=(
+        "Count the parameters and multiply-adds of MBConv and Fused-MBConv "
+        "{cite:p}`tan2021efficientnetv2` (§3.2, Fig. 2) by formula.",
+        "Build B0 with Fused-MBConv stages and measure parameters, multiply-adds and time.",
+        "Explain why time does not follow multiply-adds, and where Fused-MBConv pays off.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 4: Fused-MBConv against MBConv\n\n"
+            "EfficientNetV2 {cite:p}`tan2021efficientnetv2` replaces the $1\\times1$ expansion and "
+            "the depthwise convolution of MBConv by one regular $k\\times k$ convolution in its "
+            "early stages: Fused-MBConv (§3.2, Fig. 2). It costs more parameters and "
+            "multiply-adds, yet the paper finds it faster to train where it is used. You count "
+            "the two blocks by formula, build B0 with fused stages, measure it and explain what "
+            "you see. 9 points: 5 autograded, 4 graded by hand; about 75 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import dataclasses\nimport logging\n\nimport pandas as pd\nimport torch\n\n"
+            "# torch.utils.benchmark warns on import when there is no CUDA; that is fine here.\n"
+            'logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)\n'
+            "from torch.utils import benchmark  # noqa: E402\n\n"
+            "from effnet_tutorial import EfficientNet, count_flops, count_params, "
+            "get_model_config\nfrom effnet_tutorial.config import FusedMBConvConfig\n\n"
+            'device = "cuda" if torch.cuda.is_available() else "cpu"'
+        ),
+        Text(
+            "## 1. The two blocks by formula (3 points)\n\n"
+            "Write four functions of a stride-1 block with `channels` input and output channels, "
+            "expansion ratio `expand_ratio`, kernel `kernel_size` and no SE: the multiply-adds of "
+            "MBConv and of Fused-MBConv on a `size` x `size` input (batch 1, convolutions only), "
+            "and their parameters (convolutions without bias, each followed by a BatchNorm with a "
+            "scale and a shift per channel). Chapter 6 does the multiply-adds for one block:"
+        ),
+        FromChapter("ch6-ex3"),
+        Solution(
+            "formulas",
+            "def mbconv_macs(channels, size, expand_ratio, kernel_size):\n"
+            "    ### BEGIN SOLUTION\n    c, e, k, hw = channels, expand_ratio, kernel_size, size * "
+            "size\n    return (c * e * c + k * k * e * c + e * c * c) * hw   # expand, depthwise, "
+            "project\n    ### END SOLUTION\n\n\ndef fused_macs(channels, size, expand_ratio, "
+            "kernel_size):\n    ### BEGIN SOLUTION\n    c, e, k, hw = channels, expand_ratio, "
+            "kernel_size, size * size\n    return (k * k * c * e * c + e * c * c) * hw           # "
+            "k x k expand, project\n    ### END SOLUTION\n\n\n"
+            "def mbconv_params(channels, expand_ratio, kernel_size):\n"
+            "    ### BEGIN SOLUTION\n    c, e, k = channels, expand_ratio, kernel_size\n"
+            "    return (c * e * c + 2 * e * c) + (k * k * e * c + 2 * e * c) + (e * c * c + 2 * "
+            "c)\n    ### END SOLUTION\n\n\ndef fused_params(channels, expand_ratio, kernel_size):\n"
+            "    ### BEGIN SOLUTION\n    c, e, k = channels, expand_ratio, kernel_size\n"
+            "    return (k * k * c * e * c + 2 * e * c) + (e * c * c + 2 * c)\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_block_macs",
+            2,
+            "multiply-adds of both blocks (C = 48, 56x56, e = 4, k = 3)",
+            "from effnet_tutorial.exercises.assignments import check_block_macs\n\n"
+            "assert check_block_macs(mbconv_macs, fused_macs)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for case in hidden_cases("block_macs"):\n'
+            "    assert check_block_macs(mbconv_macs, fused_macs, **case)",
+        ),
+        Test(
+            "test_block_params",
+            1,
+            "parameters of both blocks (C = 48, e = 4, k = 3)",
+            "from effnet_tutorial.exercises.assignments import check_block_params\n\n"
+            "assert check_block_params(mbconv_params, fused_params)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for case in hidden_cases("block_params"):\n'
+            "    assert check_block_params(mbconv_params, fused_params, **case)",
+        ),
+        Text(
+            "## 2. B0 with Fused-MBConv stages (2 points)\n\n"
+            "The EfficientNetV2 paper replaced MBConv by Fused-MBConv in the first stages of "
+            "EfficientNet-B4 (§3.2, Table 3). Do the same to B0: write `fused_b0(stages)`, which "
+            "returns B0's config with the stages numbered `stages` (Table 1 of "
+            "{cite:t}`tan2019efficientnet`: 2 to 8) turned into Fused-MBConv stages with the same "
+            "fields (`FusedMBConvConfig` takes the same fields as `MBConvConfig`; "
+            "`dataclasses.fields` lists them). `config.stage_numbers` and `config.blocks` give "
+            "the stages, `config.with_options(blocks=...)` a new config."
+        ),
+        Solution(
+            "fused_b0",
+            "def fused_b0(stages):\n"
+            '    """B0\'s config with the given stages (Table 1 numbers) made of Fused-MBConv."""\n'
+            "    ### BEGIN SOLUTION\n"
+            '    config = get_model_config("efficientnet-b0")\n'
+            "    blocks = []\n    for number, block in zip(config.stage_numbers, config.blocks):\n"
+            "        if number in stages:\n            values = {f.name: getattr(block, f.name) "
+            "for f in dataclasses.fields(block)}\n            block = FusedMBConvConfig(**values)\n"
+            "        blocks.append(block)\n    return config.with_options(blocks=tuple(blocks))\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_fused_b0",
+            2,
+            "`fused_b0((2, 3, 4))`: parameters and multiply-adds",
+            "from effnet_tutorial.exercises.assignments import check_fused_b0\n\n"
+            "assert check_fused_b0(fused_b0)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'for stages in hidden_cases("fused_b0"):\n'
+            "    assert check_fused_b0(fused_b0, stages=stages)",
+        ),
+        Text(
+            "## 3. Measure\n\n`forward_ms(config)` below times one forward pass of a model built "
+            "from a config (batch 4 at 224x224, eval mode, without gradients) with "
+            "`torch.utils.benchmark`, on the GPU when there is one. Build a table `table` (a "
+            "pandas DataFrame) with one row per variant: B0 (no stage fused), stages 2-4 fused, "
+            "2-6 and 2-8 (all), and the columns parameters (millions), multiply-adds (G, at "
+            "224x224) and forward time (ms). On a two-core CPU this takes well under a minute."
+        ),
+        Given(
+            "def forward_ms(config, batch=4, image_size=224, min_run_time=0.3):\n"
+            '    """Median time (ms) of one forward pass, eval mode, no gradients."""\n'
+            "    model = EfficientNet(config).eval().to(device)\n"
+            "    x = torch.randn(batch, 3, image_size, image_size, device=device)\n"
+            "    with torch.no_grad():\n        model(x)   # warm-up: the first call allocates and "
+            "picks kernels\n"
+            '    timer = benchmark.Timer("with torch.no_grad(): model(x)",\n'
+            '                            globals={"model": model, "x": x, "torch": torch})\n'
+            "    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3"
+        ),
+        Solution(
+            "measurements",
+            "### BEGIN SOLUTION\nrows = []\nfor stages in [(), (2, 3, 4), (2, 3, 4, 5, 6), (2, 3, "
+            "4, 5, 6, 7, 8)]:\n    config = fused_b0(stages)\n"
+            '    rows.append({"fused stages": ", ".join(map(str, stages)) or "none",\n'
+            '                 "parameters (M)": count_params(config) / 1e6,\n'
+            '                 "multiply-adds (G)": count_flops(config) / 1e9,\n'
+            '                 "forward (ms)": forward_ms(config)})\n'
+            "table = pd.DataFrame(rows).round(2)\n### END SOLUTION\n"
+            "table",
+        ),
+        Answer(
+            "explanation",
+            "explanation of the measurements",
+            "## 4. Explain (4 points, graded by hand)\n\n"
+            "In about 200-300 words, explain your table: why Fused-MBConv costs what it costs, "
+            "why the time does or does not follow the multiply-adds on your machine, and where in "
+            "a network you would use Fused-MBConv. Say which device you measured on. The grader "
+            "uses this rubric:",
+            rubric=(
+                (
+                    1,
+                    "Reports the measurements (parameters, multiply-adds and time of the four "
+                    "variants) and the device they were taken on.",
+                ),
+                (
+                    1,
+                    "Explains from the formulas of part 1 why Fused-MBConv costs more: a regular "
+                    "$k\\times k$ convolution from $C$ to $eC$ channels costs $k^2 \\cdot C \\cdot "
+                    "eC$ per pixel, the $1\\times1$ and depthwise pair $C \\cdot eC + k^2 \\cdot "
+                    "eC$; the ratio grows with $C$, so fused blocks are affordable only where $C$ "
+                    "is small.",
+                ),
+                (
+                    1,
+                    "Explains why time does not follow multiply-adds: a depthwise convolution does "
+                    "few multiply-adds per byte it reads and writes (low arithmetic intensity), so "
+                    "it runs far below the hardware's peak, while a regular convolution comes "
+                    "close to it (the EfficientNetV2 paper, §3.2, notes that depthwise "
+                    "convolutions cannot make full use of modern accelerators).",
+                ),
+                (
+                    1,
+                    "Concludes where Fused-MBConv pays off (the early, narrow, high-resolution "
+                    "stages, as in EfficientNetV2-S) and why not everywhere (parameters and "
+                    "multiply-adds grow fast in the wide late stages; in the paper's Table 3, "
+                    "fusing all stages trains slower than fusing the early ones only), and says "
+                    "where the student's measurements agree or disagree with the paper's "
+                    "accelerators.",
+                ),
+            ),
+            model_answer=lambda: _a4_model_answer(),
+        ),
+    ),
+)
+
+#: The course, in the order it is taught.
+ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4)
