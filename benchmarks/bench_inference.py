@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's start/stop lines quiet
@@ -36,6 +35,7 @@ from effnet_tutorial import EfficientNet
 from effnet_tutorial.deploy import (_pad_in_kernels, fuse_for_inference, median_ratios,
                                     time_interleaved)
 from effnet_tutorial.weights import export_state_dict, load_source_state_dict, source_config
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 
 def time_pair(models: dict[str, nn.Module], x: torch.Tensor, repeats: int,
@@ -44,19 +44,6 @@ def time_pair(models: dict[str, nn.Module], x: torch.Tensor, repeats: int,
     fns = {name: (lambda m=m: m(x)) for name, m in models.items()}
     with torch.inference_mode():
         return time_interleaved(fns, repeats, warmup)
-
-
-def machine() -> str:
-    """One line on what ran the benchmark: versions, CPU, threads."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"torch {torch.__version__}, torchvision {torchvision.__version__}, {cpu}, "
-            f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}{gpu}")
 
 
 def print_times(times: dict[str, list[float]], reference: str, prefix: str = "") -> None:

@@ -26,16 +26,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
 import time
 
-import onnx
-import onnxruntime
 import torch
 
 from effnet_tutorial import EfficientNet
@@ -44,24 +40,10 @@ from effnet_tutorial.deploy import (export_onnx, fuse_for_inference, onnx_sessio
 from effnet_tutorial.imagenet import sample_photos
 from effnet_tutorial.quantize import (CALIBRATION_METHODS, photo_views, quantize_int8,
                                       run_onnx, runtime_op_counts, top1_agreement)
+from machine import machine_info  # noqa: E402  (benchmarks/machine.py)
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "bench_lite.json"
 REFERENCE = "float32 ONNX Runtime"
-
-
-def machine_info() -> dict:
-    cpu, flags = platform.processor() or platform.machine(), ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-        flags = next(line.split(":", 1)[1] for line in lines if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "avx512_vnni": "avx512_vnni" in flags.split(),
-            "avx2": "avx2" in flags.split(), "python": platform.python_version(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "onnx": onnx.__version__, "torch_threads": torch.get_num_threads()}
 
 
 def quartiles(values: list[float]) -> dict:

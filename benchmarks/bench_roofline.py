@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,34 +44,11 @@ from effnet_tutorial import EfficientNet  # noqa: E402
 from effnet_tutorial.deploy import export_onnx, fuse_for_inference, onnx_session, time_interleaved  # noqa: E402
 from effnet_tutorial.roofline import (attained_fraction, layer_table, measure_ceilings,  # noqa: E402
                                       profile_layers, profile_onnx, role_shares, roofline)
+from machine import machine_info  # noqa: E402  (benchmarks/machine.py)
 
 IMAGE_SIZE = 224
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                               "bench_roofline.json")
-
-
-def machine_info() -> dict:
-    """What ran the benchmark: CPU, cores, threads, versions, GPU."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        import onnxruntime
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = None
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "onnxruntime": ort_version,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "load_average_at_start": load}
 
 
 def build_paths(name: str, device: str, onnx_dir: str, all_paths: bool) -> tuple[torch.nn.Module, dict]:
