@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -61,6 +60,7 @@ from .data import (
 from .layers import MemoryEfficientSwish, Swish
 from .model import EfficientNet
 from .progressive import ProgressiveSettings, progressive_schedule
+from .weights import _sha256   # the digest that checks weights files, also for run folders
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -729,14 +729,6 @@ def _save_atomic(path: str | os.PathLike, write: Callable) -> None:
 def _write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=1, allow_nan=False) + "\n"   # NaN is not JSON
     _save_atomic(path, lambda f: f.write(text.encode()))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _RUN = "python -m effnet_tutorial.train"
