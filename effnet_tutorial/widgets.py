@@ -396,7 +396,7 @@ class ScalingExplorer(widgets.VBox):
 def scaling_explorer(phi: float = 1.0, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15,
                      table: str = "formula") -> ScalingExplorer:
     """The φ explorer widget (display it as a cell's last expression). Starts at the
-    paper's α = 1.2, β = 1.1, γ = 1.15 (EfficientNet §3.3). Bad starting values raise the
+    paper's α = 1.2, β = 1.1, γ = 1.15 (EfficientNet §4, step 1). Bad starting values raise the
     error :func:`~effnet_tutorial.explore.explore` gives, or one naming the slider's range.
 
     Shape: -> ScalingExplorer (an ipywidgets VBox).

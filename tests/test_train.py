@@ -287,7 +287,7 @@ def test_model_spec():
     assert parse_model_spec("efficientnetv2-s") == EfficientNet.from_name("efficientnetv2-s").config
     model = build_model("efficientnet-b0:width=0.25,depth=0.25", 7, 1)
     assert model.classifier.out_features == 7 and model.stem.conv.in_channels == 1
-    # 0.25 x 0.25: every stage keeps one block, channels shrink (EfficientNet §3.3 rounding).
+    # 0.25 x 0.25: every stage keeps one block, channels shrink (tensorflow/tpu round_filters).
     assert len(model.blocks()) == 7
     assert count_params(model) < count_params(build_model("efficientnet-b0", 7, 1)) / 20
 

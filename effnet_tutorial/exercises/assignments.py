@@ -1012,7 +1012,7 @@ def _repeat_cases() -> list[tuple[int, float]]:
 @_no_reference(round_repeats)
 def check_round_repeats(fn, cases=None) -> bool:
     """``fn(repeats, depth_coefficient)``: a stage's number of blocks after depth scaling,
-    rounded up (EfficientNet §3.3; tensorflow/tpu ``round_repeats``), on every repeat
+    rounded up (not in the paper: tensorflow/tpu ``round_repeats``), on every repeat
     count of the V1 and V2 tables at every published depth and a few more, or on
     ``cases``, a list of (repeats, depth_coefficient)."""
     _need_function(fn, "round_repeats(repeats, depth_coefficient)")
@@ -1048,7 +1048,7 @@ def check_round_repeats(fn, cases=None) -> bool:
 @_no_reference(round_filters)
 def check_round_filters(fn, cases=None) -> bool:
     """``fn(channels, width_coefficient, divisor=8)``: a layer's channels after width
-    scaling (EfficientNet §3.3; tensorflow/tpu ``round_filters``). Without ``cases``,
+    scaling (not in the paper: tensorflow/tpu ``round_filters``). Without ``cases``,
     chapter 1's :func:`~effnet_tutorial.exercises.chapter01.check_round_filters` judges it
     (B0's channels at every published width, and narrow layers); with ``cases``, a list
     of (channels, width_coefficient), the package's ``round_filters`` does."""
