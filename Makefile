@@ -93,12 +93,16 @@ assignments: setup-dev  ## nbgrader: build the classroom assignments into classr
 grade: setup-dev  ## nbgrader: autograde classroom/submitted, feedback and classroom/grades.csv
 	$(PYTHON) tools/classroom.py grade
 
-benchmark: setup-dev  ## the benchmarks of chapters 5 and 9 (about 15 min; see the README)
+benchmark: setup-dev  ## every benchmark, results into benchmarks/results/ (about 45 min; see the README)
 	$(PYTHON) benchmarks/bench_inference.py --profile --fused
-	$(PYTHON) benchmarks/bench_deploy.py
-	$(PYTHON) benchmarks/bench_explorer.py
+	$(PYTHON) benchmarks/bench_deploy.py --sections fused onnx train compile
+	$(PYTHON) benchmarks/bench_explorer.py --memory
 	$(PYTHON) benchmarks/bench_lite.py
 	$(PYTHON) benchmarks/bench_lite.py --sections speed --threads 1
+	$(PYTHON) benchmarks/bench_roofline.py --rounds 3 --repeats 3
+	$(PYTHON) benchmarks/bench_deploy.py --sections fused onnx latency --batch-sizes 8 --threads 1
+	$(PYTHON) benchmarks/bench_deploy.py --sections train --batch 4 --size 112 --threads 1
+	$(PYTHON) benchmarks/bench_ddp.py
 
 clean:  ## remove the built book (keeps .venv)
 	rm -rf _build

@@ -16,6 +16,8 @@ counting a built model.
 3. ``--memory`` (Linux): the build button's memory estimate against the growth of the peak
    resident memory while building and tracing B0, B4 and B7 for real (each in a fresh
    process, the peak reset through ``/proc/self/clear_refs``).
+
+Writes benchmarks/results/bench_explorer.json (benchmarks/store.py).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ import torch
 from effnet_tutorial import MODEL_NAMES, EfficientNet, count_flops, count_params, get_model_config
 from effnet_tutorial.analytic import analytic_flops, analytic_params
 from effnet_tutorial.explore import SLIDERS
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
+from store import save, spread  # noqa: E402  (benchmarks/store.py)
 
 
 def bench_widget(n_random: int) -> list[tuple[float, str]]:
@@ -127,12 +131,17 @@ def main() -> None:
                         help="also check the build button's memory estimate")
     args = parser.parse_args()
 
+    print(machine())
+    results = {}
     moves = bench_widget(args.random)
     ms = sorted(t * 1e3 for t, _ in moves)
     print(f"widget refresh over {len(ms)} slider moves: median {statistics.median(ms):.1f} ms, "
           f"worst {ms[-1]:.1f} ms (99th percentile {ms[int(0.99 * len(ms))]:.1f} ms)")
     slowest = sorted(moves)[-3:][::-1]
     print("  slowest:", ", ".join(f"{what} {t * 1e3:.1f} ms" for t, what in slowest))
+    results["widget refresh"] = {"moves": len(ms), "ms": spread(ms),
+                                 "p99_ms": ms[int(0.99 * len(ms))],
+                                 "slowest": [[what, t * 1e3] for t, what in slowest]}
 
     print("\ncounting one model (params + multiply-adds), medians of", args.rounds, "rounds:")
     print(f"{'model':20s} {'closed form':>12s} {'built (meta)':>13s} {'speed-up':>9s}")
@@ -141,12 +150,19 @@ def main() -> None:
         print(f"{name:20s} {fast * 1e3:9.3f} ms {slow * 1e3:10.1f} ms {slow / fast:8.0f}x")
     fast, slow = sum(r[1] for r in rows), sum(r[2] for r in rows)
     print(f"{'all 12':20s} {fast * 1e3:9.3f} ms {slow * 1e3:10.1f} ms")
+    results["counting"] = {"rounds": args.rounds, "models": {
+        name: {"closed_form_ms": f * 1e3, "built_meta_ms": s * 1e3, "speedup": s / f}
+        for name, f, s in rows}}
 
     if args.memory:
         print("\nbuild and trace (float32, batch 1, native size): estimate vs measured peak growth")
+        memory = results["build memory"] = {}
         for name, estimate, measured in bench_memory():
             print(f"{name:20s} estimate {estimate / 2**20:6.0f} MiB, measured "
                   f"{measured / 2**20:6.0f} MiB ({estimate / measured:.2f}x)")
+            memory[name] = {"estimate_bytes": estimate, "measured_peak_growth_bytes": measured,
+                            "ratio": estimate / measured}
+    save("bench_explorer", results)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ which is put into the eager model here: a kxk conv with TF padding (before, afte
 symmetric padding ``after``. The padded kernel is tiny, the input is not copied, and the
 output is the same (checked below); the cost is the multiply-adds of the zero taps (+3 % for
 B0), which FlopCounterMode counts. ``--fused`` adds the fused models (chapter 9).
+
+Writes benchmarks/results/bench_inference.json (benchmarks/store.py): per device and batch
+size, the timings (median ms, spread of the per-round ratios), the F.pad profile and the
+differences of the pad-in-kernel models.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from effnet_tutorial.deploy import (_pad_in_kernels, fuse_for_inference, median_
                                     time_interleaved)
 from effnet_tutorial.weights import export_state_dict, load_source_state_dict, source_config
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
+from store import save, timing_table  # noqa: E402  (benchmarks/store.py)
 
 
 def time_pair(models: dict[str, nn.Module], x: torch.Tensor, repeats: int,
@@ -44,6 +49,12 @@ def time_pair(models: dict[str, nn.Module], x: torch.Tensor, repeats: int,
     fns = {name: (lambda m=m: m(x)) for name, m in models.items()}
     with torch.inference_mode():
         return time_interleaved(fns, repeats, warmup)
+
+
+def section_name(device: str, what: str) -> str:
+    """The key of a stored result: device, what was run, and the CPU's thread count."""
+    threads = f", {torch.get_num_threads()} threads" if device == "cpu" else ""
+    return f"{device}, {what}{threads}"
 
 
 def print_times(times: dict[str, list[float]], reference: str, prefix: str = "") -> None:
@@ -108,7 +119,7 @@ def shared_weight_models(with_pad_in_kernel: bool = True,
     return {name: m.eval() for name, m in models.items()}
 
 
-def profile_padding(model: nn.Module, x: torch.Tensor, rounds: int = 3) -> str:
+def profile_padding(model: nn.Module, x: torch.Tensor, rounds: int = 3) -> dict:
     """Share of the forward time spent in F.pad (aten::constant_pad_nd and what it calls)."""
     from torch.profiler import ProfilerActivity, profile
     with torch.inference_mode():
@@ -120,8 +131,8 @@ def profile_padding(model: nn.Module, x: torch.Tensor, rounds: int = 3) -> str:
     total = sum(e.self_cpu_time_total for e in events)
     pad = sum(e.cpu_time_total for e in events if e.key == "aten::constant_pad_nd")
     calls = sum(e.count for e in events if e.key == "aten::constant_pad_nd") // rounds
-    return (f"F.pad: {calls} calls per forward, {pad / rounds / 1e3:.1f} ms per forward, "
-            f"{pad / total:.1%} of the CPU time")
+    return {"calls_per_forward": calls, "ms_per_forward": pad / rounds / 1e3,
+            "share_of_cpu_time": pad / total}
 
 
 def main() -> None:
@@ -139,22 +150,31 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"{machine()}; devices {devices}")
     torch.manual_seed(0)
+    sections = {}
     for device in devices:
         models = {name: m.to(device)
                   for name, m in shared_weight_models(fused=args.fused).items()}
         for bs in args.batch_sizes:
+            result = {"batch": bs, "image_size": 224, "differences_to_F_pad_model": {}}
             x = torch.randn(bs, 3, 224, 224, device=device)
             with torch.inference_mode():
                 static = models["ours (TF same, static 224)"](x)
                 for name in [n for n in models if "pad in kernel" in n]:
                     diff = (models[name](x) - static).abs().max().item() / static.abs().max().item()
+                    result["differences_to_F_pad_model"][name] = diff
                     print(f"{device:4s} batch {bs:3d}  {name}: largest difference to the F.pad "
                           f"model {diff:.1e} of the largest output")
             if args.profile and device == "cpu":
-                print(f"{device:4s} batch {bs:3d}  TF same, static 224: "
-                      f"{profile_padding(models['ours (TF same, static 224)'], x)}")
+                pad = profile_padding(models["ours (TF same, static 224)"], x)
+                result["F_pad_profile"] = pad
+                print(f"{device:4s} batch {bs:3d}  TF same, static 224: F.pad: "
+                      f"{pad['calls_per_forward']} calls per forward, {pad['ms_per_forward']:.1f} "
+                      f"ms per forward, {pad['share_of_cpu_time']:.1%} of the CPU time")
             times = time_pair(models, x, args.repeats)
             print_times(times, "torchvision", f"{device:4s} batch {bs:3d}  ")
+            result["timings"] = timing_table(times, "torchvision")
+            sections[section_name(device, f"batch {bs}")] = result
+    save("bench_inference", sections)
 
 
 if __name__ == "__main__":
