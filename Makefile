@@ -103,6 +103,7 @@ benchmark: setup-dev  ## every benchmark, results into benchmarks/results/ (abou
 	$(PYTHON) benchmarks/bench_deploy.py --sections fused onnx latency --batch-sizes 8 --threads 1
 	$(PYTHON) benchmarks/bench_deploy.py --sections train --batch 4 --size 112 --threads 1
 	$(PYTHON) benchmarks/bench_ddp.py
+	$(PYTHON) benchmarks/bench_blocks.py
 
 clean:  ## remove the built book (keeps .venv)
 	rm -rf _build

@@ -541,3 +541,22 @@ def test_ddp_direction_holds_for_every_seed():
     one, ddp, sync = _ddp("one process"), _ddp("DDP"), _ddp("DDP sync-bn")
     assert len(one) >= 3 and one.keys() == ddp.keys() == sync.keys()
     assert all(ddp[s] < one[s] <= sync[s] for s in one), (one, ddp, sync)
+
+
+# --------------------------------------------------------------------------------------
+# 6 Fused-MBConv against MBConv: benchmarks/bench_blocks.py
+# --------------------------------------------------------------------------------------
+def _blocks(*stages: str) -> Callable[[], list[float]]:
+    """Quartiles of the time ratio Fused/MBConv of the named blocks."""
+    return lambda: [v for s in stages for v in _timing(
+        "bench_blocks", f"cpu, {s}, batch 8, 1 threads", "Fused-MBConv", _TIME)()]
+
+
+V2 = "06_efficientnetv2"
+CLAIMS += [
+    Claim(V2, r"stages 2 and 3 \((?P<lo>[\d.]+)–(?P<hi>[\d.]+) times MBConv's time\)",
+          _blocks("stage 2, first block", "stage 3, first block")),
+    Claim(V2, r"of stage 4 \((?P<lo>[\d.]+)–(?P<hi>[\d.]+) times\)", _blocks("stage 4, first block")),
+    Claim(V2, r"stages 5 and 6 \((?P<lo>[\d.]+)–(?P<hi>[\d.]+) times as long\)",
+          _blocks("stage 5, later block", "stage 6, later block")),
+]
