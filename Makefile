@@ -104,6 +104,7 @@ benchmark: setup-dev  ## every benchmark, results into benchmarks/results/ (abou
 	$(PYTHON) benchmarks/bench_deploy.py --sections train --batch 4 --size 112 --threads 1
 	$(PYTHON) benchmarks/bench_ddp.py
 	$(PYTHON) benchmarks/bench_blocks.py
+	$(PYTHON) benchmarks/bench_inference.py --eager-latency --threads 1
 
 clean:  ## remove the built book (keeps .venv)
 	rm -rf _build

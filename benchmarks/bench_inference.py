@@ -2,6 +2,7 @@
 
     python benchmarks/bench_inference.py [--repeats 20] [--batch-sizes 1 16] [--threads N]
                                          [--profile] [--fused]
+    python benchmarks/bench_inference.py --eager-latency --threads 1 [--repeats 20]
 
 Prints the median time per forward pass of each model and its median ratio to torchvision's
 over the rounds (the goal is <= 1.0 with symmetric padding), on the CPU and, when present, on
@@ -19,6 +20,11 @@ symmetric padding ``after``. The padded kernel is tiny, the input is not copied,
 output is the same (checked below); the cost is the multiply-adds of the zero taps (+3 % for
 B0), which FlopCounterMode counts. ``--fused`` adds the fused models (chapter 9).
 
+``--eager-latency`` measures only chapter 5's table instead: the latency of B0, B2, B4 and
+ResNet-50 (eager, inference mode, in turns at batch 1 and at batch 8), and the peak memory
+of one warm forward pass of each, each in a fresh process
+(``effnet_tutorial.measure.peak_memory_mib``).
+
 Writes benchmarks/results/bench_inference.json (benchmarks/store.py): per device and batch
 size, the timings (median ms, spread of the per-round ratios), the F.pad profile and the
 differences of the pad-in-kernel models.
@@ -27,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
+import subprocess
+import sys
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's start/stop lines quiet
 import torch  # noqa: E402
@@ -135,6 +144,54 @@ def profile_padding(model: nn.Module, x: torch.Tensor, rounds: int = 3) -> dict:
             "share_of_cpu_time": pad / total}
 
 
+# --------------------------------------------------------------------------------------
+# Chapter 5: eager latency and peak memory of B0, B2, B4 and ResNet-50, one thread
+# --------------------------------------------------------------------------------------
+EAGER_MODELS = {"efficientnet-b0": (1, 8), "efficientnet-b2": (1, 8),
+                "efficientnet-b4": (1,), "resnet50": (1, 8)}
+
+
+def _eager_model(name: str) -> tuple[nn.Module, int]:
+    if name == "resnet50":
+        return torchvision.models.resnet50().eval(), 224
+    return EfficientNet.from_name(name).eval(), EfficientNet.get_image_size(name)
+
+
+def memory_child(name: str, batch: int) -> None:
+    """In a fresh process: the peak memory one warm inference forward pass adds."""
+    from effnet_tutorial.measure import peak_memory_mib
+    torch.manual_seed(0)
+    model, size = _eager_model(name)
+    x = torch.randn(batch, 3, size, size)
+    with torch.inference_mode():
+        model(x)   # warm-up: kernels, libraries, allocator
+        peak = peak_memory_mib(lambda: model(x), "cpu")
+    print(json.dumps({"model": name, "batch": batch, "peak_mib": peak}))
+
+
+def bench_eager_latency(repeats: int) -> dict:
+    """Chapter 5's measurement, at its settings: one thread, each batch size in turns."""
+    torch.manual_seed(0)
+    models = {name: _eager_model(name) for name in EAGER_MODELS}
+    result = {"memory_mib": {}, "timings": {}}
+    for batch in (1, 8):
+        names = [n for n, sizes in EAGER_MODELS.items() if batch in sizes]
+        inputs = {n: torch.randn(batch, 3, models[n][1], models[n][1]) for n in names}
+        with torch.inference_mode():
+            times = time_interleaved({n: (lambda m=models[n][0], x=inputs[n]: m(x)) for n in names},
+                                     repeats, warmup=1)
+        print_times(times, "resnet50", f"cpu  batch {batch:3d}  ")
+        result["timings"][f"batch {batch}"] = timing_table(times, "resnet50")
+        for n in names:
+            cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", n, str(batch),
+                   "--threads", str(torch.get_num_threads())]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            mib = json.loads(out.strip().splitlines()[-1])["peak_mib"]
+            result["memory_mib"][f"{n}, batch {batch}"] = mib
+            print(f"cpu  batch {batch:3d}  {n:18s} peak memory growth {mib:6.0f} MiB")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
@@ -144,9 +201,20 @@ def main() -> None:
                         help="time F.pad inside the TF-same model")
     parser.add_argument("--fused", action="store_true",
                         help="also time fuse_for_inference of the padding variants")
+    parser.add_argument("--eager-latency", action="store_true",
+                        help="only chapter 5's latency and memory of B0, B2, B4 and ResNet-50")
+    parser.add_argument("--memory-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child[0], int(args.memory_child[1]))
+        return
+    if args.eager_latency:
+        print(machine())
+        save("bench_inference", {section_name("cpu", "eager latency (chapter 5)"):
+                                 bench_eager_latency(args.repeats)})
+        return
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"{machine()}; devices {devices}")
     torch.manual_seed(0)
