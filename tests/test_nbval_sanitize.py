@@ -34,6 +34,11 @@ def nbval_passes(tmp_path, printed: str, stored: str) -> bool:
     ("1000x400 figure", "1000x401 figure", False),
     ("<function f at 0x7f3a2c1d5e80>", "<function f at 0x55d1c0ffee00>", True),  # addresses vary
     ("took 12.3 ms", "took 15.9 ms", True),                                      # and so do timings
+    ("largest difference 9.5e-07 of the largest output (within 1e-04): True",    # and rounding
+     "largest difference 1.2e-06 of the largest output (within 1e-04): True", True),
+    ("largest difference 9.5e-07 of the largest output (within 1e-04): True",    # not the check
+     "largest difference 9.5e-07 of the largest output (within 1e-04): False", False),
+    ("largest difference 9.5e-07 (within 1e-04)", "largest difference 9.5e-07 (within 1e-05)", False),
 ])
 def test_sanitizer_masks_only_what_varies(tmp_path, printed, stored, passes):
     assert nbval_passes(tmp_path, printed, stored) is passes
