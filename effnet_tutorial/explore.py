@@ -44,7 +44,7 @@ from .config import LITE_MODEL_NAMES, V1_COEFFICIENTS, ModelConfig, get_model_co
 from .scaling import compound_coefficients
 
 __all__ = ["explore", "Exploration", "StageRow", "Slider", "SLIDERS", "TABLES", "PUBLISHED_TOP1",
-           "PHI_RANGE", "COEFFICIENT_RANGE", "PRODUCT_TARGET", "PRODUCT_TOLERANCE",
+           "PUBLISHED_PHI", "TABLE_OPTIONS", "PHI_RANGE", "COEFFICIENT_RANGE", "PRODUCT_TARGET", "PRODUCT_TOLERANCE",
            "PRODUCT_WARNING", "PLOT_TITLE", "PLOT_XLABEL", "PLOT_YLABEL", "PLOT_TICKS",
            "official_points", "plot_range", "marker_label",
            "official_phi", "fixed", "rule", "rule_config", "coefficient_product", "product_warning",
@@ -125,6 +125,11 @@ SLIDERS: dict[str, Slider] = {
 STAGE_COLUMNS = ("Stage", "Operator", "Resolution", "#Channels", "#Layers")
 _OFFICIAL_NAMES = tuple(V1_COEFFICIENTS)             # φ = 0 ... 7 -> B0 ... B7
 _TABLE_NAMES = {"official": _OFFICIAL_NAMES, "lite": LITE_MODEL_NAMES}   # φ = 0 ... 4 -> Lite0 ... Lite4
+#: The table switch of the explorers: (label, value of ``explore(table=...)``).
+TABLE_OPTIONS = (("pure formula", "formula"), ("official B0–B7", "official"),
+                 ("official Lite0–Lite4", "lite"))
+#: The largest φ of each published table: φ = 0, 1, ..., this names its models in order.
+PUBLISHED_PHI = {table: len(names) - 1 for table, names in _TABLE_NAMES.items()}
 _HEAD_OPERATOR = "Conv1x1 & Pooling & FC"
 
 

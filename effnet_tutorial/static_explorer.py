@@ -2,8 +2,8 @@ r"""The φ explorer for the rendered book, where no kernel runs: HTML + JavaScri
 numbers precomputed here.
 
 :func:`explorer_html` returns one self-contained fragment (inline CSS, JS and data; no CDN,
-no other file) with range inputs for φ, α, β and γ and a table switch, the numbers panel and
-a plot. Every number it shows was computed by the package for the sliders' grid
+no other file) with range inputs for φ, α, β and γ and a table switch (the pure formula, the
+published B0–B7 or Lite0–Lite4), the numbers panel and a plot. Every number it shows was computed by the package for the sliders' grid
 (:data:`effnet_tutorial.explore.SLIDERS`: 29 x 9 x 7 x 9 points) and embedded in the page;
 the script only looks them up and formats them the way
 :meth:`~effnet_tutorial.explore.Exploration.display_values` does, so the page shows, to
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .analytic import cost_model
 from .explore import (PLOT_TICKS, PLOT_TITLE, PLOT_XLABEL, PLOT_YLABEL,
-                      PRODUCT_WARNING, PUBLISHED_TOP1, RULE_LABEL, SLIDERS, _b0,
+                      PRODUCT_WARNING, PUBLISHED_PHI, RULE_LABEL, SLIDERS, TABLE_OPTIONS, _b0,
                       coefficient_product, explore, official_points, plot_range, product_warning,
                       rule, rule_config, stage_rows)
 
@@ -87,11 +87,13 @@ def explorer_data() -> dict:
                 cost = cost_model(config, num_classes=1000, in_channels=3)
                 params.append(_base36(cost.params))
                 macs.extend(_base36(cost.macs(1, r, r)) for r in pixels[i])
-    official = []
-    for k in range(len(PUBLISHED_TOP1)):
-        result = explore(k, table="official")
-        official.append({"values": result.display_values(), "stages": result.stage_table(),
-                         "macs": result.macs})
+    published = {}   # the published tables at φ = 0, 1, ...: B0-B7 and Lite0-Lite4
+    for table, top in PUBLISHED_PHI.items():
+        published[table] = []
+        for k in range(top + 1):
+            result = explore(k, table=table)
+            published[table].append({"values": result.display_values(),
+                                     "stages": result.stage_table(), "macs": result.macs})
     return {
         "sliders": {n: {"start": s.start, "step": s.step, "values": list(s.values)}
                     for n, s in SLIDERS.items()},
@@ -101,7 +103,7 @@ def explorer_data() -> dict:
         "channels": channels, "layers": layers,
         "params": ",".join(params), "macs": ",".join(macs),
         "operators": [s.operator for s in stage_rows(b0, b0.resolution)],
-        "official": official,
+        "published": published,
         "text": {"rule_label": RULE_LABEL, "warning": PRODUCT_WARNING},
     }
 
@@ -230,11 +232,12 @@ _JS = r"""
     }
     return {values: v, stages: rows, macs: macs};
   }
-  function official() {
+  function published(name) {
+    var models = D.published[name];
     var k = Math.floor(parseFloat(input.phi.value) + 0.5);    // half up, as official_phi()
-    k = Math.min(Math.max(k, 0), D.official.length - 1);
+    k = Math.min(Math.max(k, 0), models.length - 1);
     input.phi.value = String(k);
-    var o = D.official[k], v = {};
+    var o = models[k], v = {};
     Object.keys(o.values).forEach(function (key) { v[key] = o.values[key]; });
     // explore() reports the sliders' α, β, γ even where the official table ignores them.
     ["alpha", "beta", "gamma"].forEach(function (n) { v[n] = value(n).toFixed(2); });
@@ -253,8 +256,8 @@ _JS = r"""
       (g > G.hi ? " (off the scale)" : "");
   }
   function update() {
-    var isOfficial = table.value === "official";
-    var state = isOfficial ? official() : formula();
+    var isPublished = table.value !== "formula";
+    var state = isPublished ? published(table.value) : formula();
     NAMES.forEach(function (n) {
       var out = document.getElementById("__EFFX_ID__-" + n + "-value");
       out.textContent = parseFloat(input[n].value).toFixed(2);
@@ -263,7 +266,7 @@ _JS = r"""
       var el = field(k);
       if (el) { el.textContent = state.values[k]; }
     });
-    root.querySelector('[data-row="rule"]').hidden = isOfficial;
+    root.querySelector('[data-row="rule"]').hidden = isPublished;
     root.querySelector('[data-row="warnings"]').hidden = !state.values.warnings;
     var body = field("stages");
     var tds = body.querySelectorAll("tr");
@@ -274,9 +277,13 @@ _JS = r"""
     place(state);
   }
   function applyTable() {
-    var isOfficial = table.value === "official";
-    input.phi.step = isOfficial ? "1" : String(D.sliders.phi.step);
-    ["alpha", "beta", "gamma"].forEach(function (n) { input[n].disabled = isOfficial; });
+    // A published table holds whole φ only, up to its last model; α, β, γ are unused.
+    var isPublished = table.value !== "formula";
+    var s = D.sliders.phi;
+    input.phi.max = isPublished ? String(D.published[table.value].length - 1)
+                                : String(s.values[s.values.length - 1]);
+    input.phi.step = isPublished ? "1" : String(s.step);
+    ["alpha", "beta", "gamma"].forEach(function (n) { input[n].disabled = isPublished; });
   }
   NAMES.forEach(function (n) { input[n].addEventListener("input", update); });
   // A notebook front end (JupyterLab) would take the arrow keys for itself: keep them here.
@@ -320,7 +327,7 @@ def explorer_html(element_id: str = "phi-explorer", phi: float = 1.0, alpha: flo
             f'<output id="{element_id}-{name}-value" for="{element_id}-{name}">'
             f'{start[name]:.2f}</output>')
     options = "".join(f'<option value="{v}"{" selected" if v == table else ""}>{t}</option>'
-                      for v, t in (("formula", "pure formula"), ("official", "official B0–B7")))
+                      for t, v in TABLE_OPTIONS)
     return (
         f'<div id="{element_id}" class="effx">'
         f'<style>{_CSS.replace("#ID", "#" + element_id)}</style>'

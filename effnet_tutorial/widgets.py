@@ -2,7 +2,7 @@ r"""The φ explorer as a kernel widget (ipywidgets 8 + matplotlib), for Jupyter,
 and Colab.
 
 >>> from effnet_tutorial.widgets import scaling_explorer
->>> scaling_explorer()          # sliders φ, α, β, γ; official table or pure formula
+>>> scaling_explorer()          # sliders φ, α, β, γ; pure formula, B0-B7 or Lite0-Lite4
 ScalingExplorer(phi=1, alpha=1.2, beta=1.1, gamma=1.15, table='formula')
 
 Everything the widget shows comes from :func:`effnet_tutorial.explore.explore` (EfficientNet
@@ -31,8 +31,9 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from .analytic import cost_model
 from .config import ModelConfig
-from .explore import (PLOT_TICKS, PLOT_TITLE, PLOT_XLABEL, PLOT_YLABEL, SLIDERS, Exploration,
-                      marker_label, official_phi, official_points, plot_range, explore)
+from .explore import (PLOT_TICKS, PLOT_TITLE, PLOT_XLABEL, PLOT_YLABEL, PUBLISHED_PHI, SLIDERS,
+                      TABLE_OPTIONS, Exploration, marker_label, official_phi, official_points,
+                      plot_range, explore)
 
 __all__ = ["scaling_explorer", "ScalingExplorer", "View", "view", "CostPlot", "plot_range",
            "MemoryEstimate", "estimate_build_memory", "BuildReport", "build_and_trace",
@@ -283,9 +284,12 @@ def _check_start(phi, alpha, beta, gamma, table) -> None:
                              f"{s.snap(value):g}); explore() takes any value in range")
 
 
+
+
 class ScalingExplorer(widgets.VBox):
-    """Sliders for φ, α, β, γ, a switch between the official table and the pure formula,
-    the numbers with the per-stage table, the plot, and a "build and trace" button.
+    """Sliders for φ, α, β, γ, a switch between the pure formula and the published tables
+    (B0–B7, Lite0–Lite4), the numbers with the per-stage table, the plot, and a "build and
+    trace" button.
 
     Every change calls :meth:`update`, which refreshes the numbers and the plot;
     ``last_update_seconds`` holds how long that took. Starting values that
@@ -306,8 +310,7 @@ class ScalingExplorer(widgets.VBox):
                 readout_format=".2f", continuous_update=True,
                 layout=widgets.Layout(width="420px"))
         self.table = widgets.ToggleButtons(
-            options=[("pure formula", "formula"), ("official B0–B7", "official")], value=table,
-            description="table")
+            options=list(TABLE_OPTIONS), value=table, description="table")
         self.numbers = widgets.HTML()
         self.plot = widgets.Image(format="png")
         self.build_button = widgets.Button(
@@ -353,18 +356,23 @@ class ScalingExplorer(widgets.VBox):
             self.update()
 
     def _apply_table(self) -> None:
-        """The official table has B0-B7 only: φ in whole steps, α, β, γ unused."""
-        official = self.table.value == "official"
+        """A published table holds whole φ only (B0–B7: 0–7, Lite0–Lite4: 0–4); α, β, γ
+        are unused there."""
+        top = PUBLISHED_PHI.get(self.table.value)
         phi = self.sliders["phi"]
         self._busy = True
         try:
-            # The value first, then the step: a front end that gets the coarser step while
-            # its value is off the new grid snaps the value itself (1.5 -> 1, not 2).
-            if official:
-                phi.value = float(official_phi(phi.value))
-            phi.step = 1.0 if official else SLIDERS["phi"].step
+            # The value first, then the range and the step: a front end that gets the
+            # coarser step while its value is off the new grid snaps the value itself
+            # (1.5 -> 1, not 2), and one whose maximum drops below its value clamps it.
+            if top is not None:
+                phi.value = float(min(official_phi(phi.value), top))
+                phi.max = float(top)
+            else:
+                phi.max = SLIDERS["phi"].stop
+            phi.step = 1.0 if top is not None else SLIDERS["phi"].step
             for name in ("alpha", "beta", "gamma"):
-                self.sliders[name].disabled = official
+                self.sliders[name].disabled = top is not None
         finally:
             self._busy = False
 

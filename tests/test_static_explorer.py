@@ -187,6 +187,18 @@ def drive_explorer(driver, url: str, element_id: str = "phi-explorer") -> None:
     press(driver, f"{element_id}-phi", Keys.ARROW_RIGHT)
     assert shown(driver, element_id) == expected(k + 1, 1.0, beta, gamma, table="official")
 
+    # The Lite table: φ stays whole and stops at Lite4; the counts are the Lite models'.
+    Select(driver.find_element(By.ID, f"{element_id}-table")).select_by_value("lite")
+    lite = min(k + 1, 4)
+    assert shown(driver, element_id) == expected(lite, 1.0, beta, gamma, table="lite")
+    with torch.device("meta"):
+        model = EfficientNet.from_name(f"efficientnet-lite{lite}")
+    assert shown(driver, element_id)["params"] == f"{sum(p.numel() for p in model.parameters()):,}"
+    assert press(driver, f"{element_id}-phi", Keys.END) == 4.0
+    assert shown(driver, element_id) == expected(4, 1.0, beta, gamma, table="lite")
+    Select(driver.find_element(By.ID, f"{element_id}-table")).select_by_value("formula")
+    assert press(driver, f"{element_id}-phi", Keys.END) == SLIDERS["phi"].stop
+
 
 def test_standalone_page_in_the_browser(browser, tmp_path):
     path = write_standalone(tmp_path / "explorer.html")

@@ -66,6 +66,21 @@ def test_table_switch_rounds_phi_and_disables_coefficients():
     assert ex.sliders["phi"].step == 0.25 and not ex.sliders["alpha"].disabled
 
 
+def test_lite_table_holds_lite0_to_lite4():
+    ex = ScalingExplorer(phi=6)
+    ex.table.value = "lite"
+    assert ex.sliders["phi"].value == 4.0 and ex.sliders["phi"].max == 4.0
+    assert all(ex.sliders[n].disabled for n in ("alpha", "beta", "gamma"))
+    with torch.device("meta"):
+        lite4 = EfficientNet.from_name("efficientnet-lite4")
+    assert field(ex.numbers.value, "params") == f"{sum(p.numel() for p in lite4.parameters()):,}"
+    ex.sliders["phi"].value = 1.0
+    assert ex.result.config == explore(1, table="lite").config
+    ex.table.value = "formula"
+    assert ex.sliders["phi"].max == 7.0 and ex.sliders["phi"].step == 0.25
+    assert not ex.sliders["beta"].disabled
+
+
 def test_far_from_two_shows_the_warning():
     ex = ScalingExplorer(phi=2, alpha=1.4, beta=1.3, gamma=1.4)
     assert "is above 2 by more than 10 %" in field(ex.numbers.value, "warnings")
