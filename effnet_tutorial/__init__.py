@@ -6,7 +6,8 @@
 5288548
 """
 from .config import MODEL_NAMES, FusedMBConvConfig, MBConvConfig, ModelConfig, get_model_config
-from .inspection import activation_memory, count_flops, count_params, saved_tensors, summary, trace_shapes
+from .inspection import (activation_memory, count_bn_statistics, count_flops, count_params, saved_tensors, summary,
+                         trace_shapes)
 from .model import EfficientNet
 from .notation import format_block, parse_block
 from .scaling import compound_coefficients, round_filters, round_repeats
@@ -14,7 +15,8 @@ from .scaling import compound_coefficients, round_filters, round_repeats
 __version__ = "0.1.0"
 
 __all__ = [
-    "EfficientNet", "trace_shapes", "count_params", "count_flops", "summary", "saved_tensors", "activation_memory",
+    "EfficientNet", "trace_shapes", "count_params", "count_bn_statistics",
+    "count_flops", "summary", "saved_tensors", "activation_memory",
     "MBConvConfig", "FusedMBConvConfig", "ModelConfig", "MODEL_NAMES", "get_model_config",
     "round_filters", "round_repeats", "compound_coefficients", "parse_block", "format_block",
 ]

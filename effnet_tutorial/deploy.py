@@ -21,11 +21,9 @@ import math
 import os
 import pathlib
 import shutil
-import statistics
 import sysconfig
-import time
 import warnings
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,10 +32,12 @@ from torch import nn
 from .blocks import MBConv
 from .layers import (ConvBNAct, DynamicSamePad2d, MemoryEfficientSwish, SqueezeExcite,
                      StaticSamePad2d, Swish, same_padding)
+# Timing lives in .measure; benchmarks/*.py still import these two names from here.
+from .measure import median_ratios, time_interleaved  # noqa: F401
 
 __all__ = ["SWISH_KINDS", "replace_swish", "fold_batchnorm", "fuse_for_inference",
            "InferenceModel", "KernelPaddedConv2d", "export_onnx", "onnx_session", "OnnxExportError",
-           "CompilerNotFoundError", "cpp_compiler", "max_relative_error", "time_interleaved", "median_ratios"]
+           "CompilerNotFoundError", "cpp_compiler", "max_relative_error"]
 
 #: What :func:`replace_swish` can put in place of every Swish: the two-op
 #: ``x * sigmoid(x)`` (:class:`~effnet_tutorial.layers.Swish`), the custom-backward one
@@ -89,54 +89,6 @@ def max_relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
         raise ValueError(f"shapes differ: {list(got.shape)} vs {list(expected.shape)}")
     scale = expected.abs().max().item()
     return (got - expected).abs().max().item() / (scale if scale > 0 else 1.0)
-
-
-def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int = 5,
-                     warmup: int = 1, budget_s: float | None = None) -> dict[str, list[float]]:
-    """Seconds per call of each function, in rounds where the functions take turns, so that
-    a change of machine load (a shared CPU, a GPU clocking down) affects all of them alike.
-
-    CUDA work is waited for (``torch.cuda.synchronize``) before each clock reading. With
-    ``budget_s`` no new round starts after that many seconds (at least one round runs).
-    Compare with :func:`median_ratios`, not with the raw times of different runs.
-
-    Shape: {name: fn} -> {name: [seconds per round]}.
-    """
-    if not isinstance(fns, dict) or not fns or not all(callable(f) for f in fns.values()):
-        raise TypeError("fns must be a non-empty dict of name -> function without arguments")
-
-    def sync():
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    sync()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    start = time.perf_counter()
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - t0)
-        if budget_s is not None and time.perf_counter() - start > budget_s:
-            break
-    return times
-
-
-def median_ratios(times: dict[str, list[float]], reference: str) -> dict[str, float]:
-    """Median over rounds of each entry's time divided by ``reference``'s time in the same
-    round: a ratio below 1 is faster than the reference. Slow drifts of the machine cancel.
-
-    Shape: {name: [seconds]} -> {name: ratio}.
-    """
-    if reference not in times:
-        raise KeyError(f"reference {reference!r} is not one of the timed entries: "
-                       f"{', '.join(times)}")
-    ref = times[reference]
-    return {name: statistics.median(t / r for t, r in zip(ts, ref)) for name, ts in times.items()}
 
 
 # --------------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from .analytic import analytic_flops, analytic_params
 from .config import ModelConfig, get_model_config
 from .model import EfficientNet
 
-__all__ = ["trace_shapes", "count_params", "count_flops", "summary", "format_shape", "DEPTHS",
-           "SavedTensors", "saved_tensors", "activation_memory", "meta_twin", "inspecting", "as_model"]
+__all__ = ["trace_shapes", "count_params", "count_bn_statistics", "count_flops", "summary", "format_shape",
+           "DEPTHS", "SavedTensors", "saved_tensors", "activation_memory", "meta_twin", "inspecting", "as_model"]
 
 #: How deep :func:`trace_shapes` looks: one line per stage, per block or per layer.
 DEPTHS = ("stage", "block", "layer")
@@ -172,6 +172,25 @@ def count_params(model, trainable_only: bool = False) -> int:
         return analytic_params(model)   # closed form: exact, and no module is built
     model = as_model(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_bn_statistics(model) -> int:
+    """Number of BatchNorm running statistics: the elements of every ``running_mean`` and
+    ``running_var`` buffer (not ``num_batches_tracked``), which :func:`count_params` leaves
+    out. Keras counts them: its BatchNormalization layer keeps ``moving_mean`` and
+    ``moving_variance`` as non-trainable weights (keras-team/keras@05029516,
+    ``keras/src/layers/normalization/batch_normalization.py``, ``build``), so a Keras
+    parameter count, such as the ones google/automl's tests pin (chapters 5 and 6), is
+    ``count_params(model) + count_bn_statistics(model)``.
+
+    ``model``: a module, counted as it is, or a ModelConfig or a model name, built on the
+    meta device (no memory).
+
+    Shape: model | config | name -> int.
+    """
+    model = as_model(model)
+    return sum(b.numel() for name, b in model.named_buffers()
+               if name.rsplit(".", 1)[-1] in ("running_mean", "running_var"))
 
 
 def count_flops(model, input_size: Sequence[int] | None = None) -> int:

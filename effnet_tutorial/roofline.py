@@ -502,7 +502,7 @@ def profile_layers(model: nn.Module, x: torch.Tensor, repeats: int = 3,
     ``torch.compile``'d model, whose compiled code no hook sees.
 
     The profiler adds a few microseconds per operator: time the whole model without it
-    (``deploy.time_interleaved``) for the total.
+    (``measure.time_interleaved``) for the total.
 
     Shape: x (B, C, H, W) -> pandas Series of seconds, indexed by layer name (+ ``other``).
     """

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import pickle
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +76,7 @@ __all__ = [
     "epoch_plan",
     "evaluate",
     "fit",
+    "format_command",
     "freeze_backbone",
     "freeze_stages",
     "load_run",
@@ -851,6 +853,32 @@ def _non_negative_float(text: str) -> float:
     if not (v >= 0 and math.isfinite(v)):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return v
+
+
+def format_command(argv: Sequence[str], prefix: str = "python -m effnet_tutorial.train",
+                   width: int = 76) -> str:
+    """The shell command that runs ``prefix`` (shell words, e.g. ``torchrun ... -m
+    effnet_tutorial.train``) with the arguments ``argv`` (the list that :func:`main`
+    takes), each quoted for a POSIX shell (``shlex.quote``), and wrapped as in a shell
+    script: lines of at most ``width`` characters where the words allow, ending in ``\\``
+    and continued with four spaces. A word is never split, so the text pasted into a shell
+    runs what ``main(argv)`` runs.
+
+    Shape: [str] -> str.
+    """
+    if isinstance(argv, str) or not all(isinstance(a, str) for a in argv):
+        raise TypeError("argv must be a list of strings, as main() takes it (e.g. "
+                        f"['--data', 'digits']), got {argv!r}")
+    words = prefix.split() + [shlex.quote(a) for a in argv]
+    if not words:
+        raise ValueError("nothing to format: prefix and argv are both empty")
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append("    " + word)
+    return " \\\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:

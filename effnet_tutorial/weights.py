@@ -40,7 +40,8 @@ from .config import ModelConfig, canonical_name, get_model_config
 __all__ = ["SOURCES", "module_name_table", "export_state_dict", "StateDictMismatchError", "WeightsUnavailableError",
            "WeightsFileError", "convert_state_dict", "source_config", "load_source_state_dict",
            "load_pretrained_weights", "read_weights_file", "weights_url", "EFFICIENTNET_PYTORCH_URLS",
-           "TORCHVISION_BN_EPS", "LITE_WEIGHT_WHEELS", "lite_weights_path", "default_source"]
+           "TORCHVISION_BN_EPS", "LITE_WEIGHT_WHEELS", "lite_weights_path", "default_source",
+           "randomise_batchnorm"]
 
 #: Where ImageNet weights come from (the naming of their state dicts).
 SOURCES = ("torchvision", "efficientnet_pytorch", "efficientnet_lite_pytorch")
@@ -481,3 +482,41 @@ def load_pretrained_weights(model: nn.Module, source: str = "torchvision", weigh
     else:
         state_dict = _download(weights_url(name, source), name, source)
     return load_source_state_dict(model, state_dict, source)
+
+
+# --------------------------------------------------------------------------------------
+# A stand-in for trained BatchNorm state, where no real weights are loaded
+# --------------------------------------------------------------------------------------
+def randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    r"""Give every ``nn.BatchNorm2d`` of ``model`` random running statistics and affine
+    parameters, fixed by ``seed``, as training would leave them: running mean
+    :math:`0.1\,\mathcal{N}(0, 1)`, running variance :math:`U(0.5, 1.5)`, scale
+    :math:`\gamma \sim U(0.5, 1.5)` and shift :math:`\beta = 0.1\,\mathcal{N}(0, 1)` per
+    channel. A freshly built network has mean 0, variance 1, :math:`\gamma = 1` and
+    :math:`\beta = 0`, so BatchNorm is almost the identity and a wrong conversion
+    (chapter 8), a wrong BN fold or a wrong ``eps`` (chapter 9) would go unseen.
+
+    Changes ``model`` in place (in the layers' order, from one generator, so the same
+    ``seed`` gives the same values on every machine) and returns it.
+
+    Shape: the model's shapes are unchanged.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"randomise_batchnorm expects an nn.Module, got {type(model).__name__}")
+    layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no nn.BatchNorm2d layer to randomise "
+                         "(already folded by fuse_for_inference?)")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in layers:
+            n = m.num_features
+            mean, var = torch.randn(n, generator=g) * 0.1, torch.rand(n, generator=g) + 0.5
+            scale, shift = torch.rand(n, generator=g) + 0.5, torch.randn(n, generator=g) * 0.1
+            if m.running_mean is not None:
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+            if m.weight is not None:
+                m.weight.copy_(scale)
+                m.bias.copy_(shift)
+    return model

@@ -1,4 +1,5 @@
-"""Fixtures and helpers shared by several test files (``from conftest import ...``)."""
+"""Fixtures shared by several test files. Helpers that chapters use too live in the package
+(randomised BatchNorm statistics: ``effnet_tutorial.weights.randomise_batchnorm``)."""
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ def conv_output_sizes():
     against.
     """
 
-    def measure(config, input_size):
+    def conv_sizes(config, input_size):
         with torch.device("meta"):
             model = EfficientNet(config).eval()
         sizes = []
@@ -29,17 +30,4 @@ def conv_output_sizes():
                 h.remove()
         return model, sizes
 
-    return measure
-
-
-def randomise_bn(model, seed=0):
-    """Random BN statistics and affine parameters, so eps and statistics really matter."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-    return model
+    return conv_sizes

@@ -74,7 +74,7 @@ def test_every_public_module_has_a_section(ids):
 
 def test_reference_is_in_the_table_of_contents():
     toc = (html_dir() / "book" / "api" / "index.html").read_text(encoding="utf-8")
-    for page in ("models", "inspection", "weights", "explorer", "training", "deploy", "checkers"):
+    for page in ("models", "inspection", "weights", "explorer", "training", "measure", "deploy", "checkers"):
         assert f"{page}.html" in toc, page
 
 

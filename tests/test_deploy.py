@@ -17,12 +17,10 @@ from torch import nn
 from effnet_tutorial import EfficientNet
 from effnet_tutorial.deploy import (CompilerNotFoundError, InferenceModel, KernelPaddedConv2d,
                                     OnnxExportError, cpp_compiler, export_onnx, fold_batchnorm,
-                                    fuse_for_inference, max_relative_error, median_ratios,
-                                    replace_swish, time_interleaved)
+                                    fuse_for_inference, max_relative_error, replace_swish)
 from effnet_tutorial.layers import (ConvBNAct, DynamicSamePad2d, MemoryEfficientSwish,
                                     StaticSamePad2d, Swish)
-from effnet_tutorial.weights import load_source_state_dict, source_config
-from conftest import randomise_bn
+from effnet_tutorial.weights import load_source_state_dict, randomise_batchnorm, source_config
 
 REL = 1e-4  # "equal to 1e-4 relative": largest difference / largest output
 
@@ -37,7 +35,7 @@ def assert_rel_close(got, expected, rel=REL):
 
 def b0(**options):
     torch.manual_seed(0)
-    return randomise_bn(EfficientNet.from_name("efficientnet-b0", **options)).eval()
+    return randomise_batchnorm(EfficientNet.from_name("efficientnet-b0", **options)).eval()
 
 
 # --------------------------------------------------------------------------------------
@@ -47,7 +45,7 @@ def b0(**options):
 def test_fold_batchnorm_equals_conv_then_bn(groups, bias, stride):
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 16, 3, stride, 1, groups=groups, bias=bias).double()
-    bn = randomise_bn(nn.Sequential(nn.BatchNorm2d(16, eps=1e-3))).double()[0].eval()
+    bn = randomise_batchnorm(nn.Sequential(nn.BatchNorm2d(16, eps=1e-3))).double()[0].eval()
     x = torch.randn(2, 8, 9, 9, dtype=torch.float64)
     with torch.no_grad():
         expected = bn(conv(x))
@@ -99,7 +97,7 @@ class ScaledInputConv(nn.Conv2d):
 def test_fold_batchnorm_keeps_a_conv_subclass():
     torch.manual_seed(0)
     conv = ScaledInputConv(4, 6, 3, padding=1, bias=False)
-    bn = randomise_bn(nn.Sequential(nn.BatchNorm2d(6)))[0].eval()
+    bn = randomise_batchnorm(nn.Sequential(nn.BatchNorm2d(6)))[0].eval()
     x = torch.randn(2, 4, 7, 7)
     with torch.no_grad():
         folded = fold_batchnorm(conv, bn)
@@ -144,7 +142,7 @@ def test_fused_b0_equals_eager(options):
 
 def calibrate_bn(model, x, seed=0):
     """Random BN scales and shifts, with running statistics measured on ``x`` (as training
-    leaves them). A model as deep as V2-S with random statistics (``randomise_bn``) is chaotic:
+    leaves them). A model as deep as V2-S with random statistics (``randomise_batchnorm``) is chaotic:
     its float32 and float64 outputs differ by half their size, so nothing could be compared.
     ``x`` needs a batch of 16 or so: the last stages' maps are 2x2 at 64 pixels, and fewer
     values give statistics so noisy that float32 and float64 still differ by 0.5 %."""
@@ -172,7 +170,7 @@ def test_fused_v2_equals_eager():
 def test_fused_model_of_torchvision_weights_equals_torchvision():
     """The fused model of weights converted from torchvision gives torchvision's eager output."""
     torch.manual_seed(0)
-    ref = randomise_bn(torchvision.models.efficientnet_b0()).eval()
+    ref = randomise_batchnorm(torchvision.models.efficientnet_b0()).eval()
     ours = load_source_state_dict(EfficientNet(source_config("efficientnet-b0", "torchvision")),
                                   ref.state_dict(), "torchvision")
     x = torch.randn(2, 3, 128, 128)
@@ -187,7 +185,7 @@ def test_fused_block_traces_without_graph_breaks():
     """torch.compile (eager backend: tracing only, no code generation) takes the fused block as
     one graph, and gives the same output."""
     torch.manual_seed(0)
-    block = randomise_bn(EfficientNet.from_name("efficientnet-b0").stages[4][1]).eval()  # SE, skip
+    block = randomise_batchnorm(EfficientNet.from_name("efficientnet-b0").stages[4][1]).eval()  # SE, skip
     compiled = fuse_for_inference(block, compile=True,
                                   compile_options={"backend": "eager", "fullgraph": True})
     x = torch.randn(2, 40, 28, 28)
@@ -216,7 +214,7 @@ def test_inductor_compiled_layer_equals_eager():
     """A real Inductor compile, of one small fused conv + BN + SiLU so that it stays cheap
     (seconds; the whole B0 takes minutes, see benchmarks/bench_deploy.py --sections compile)."""
     torch.manual_seed(0)
-    layer = randomise_bn(nn.Sequential(ConvBNAct(8, 16, 3, 2))).eval()
+    layer = randomise_batchnorm(nn.Sequential(ConvBNAct(8, 16, 3, 2))).eval()
     compiled = fuse_for_inference(layer, compile=True)
     x = torch.randn(2, 8, 15, 15)
     with torch.no_grad():
@@ -260,28 +258,6 @@ def test_max_relative_error():
     assert max_relative_error(got, expected) == pytest.approx(0.05)
     with pytest.raises(ValueError, match="shapes differ"):
         max_relative_error(torch.zeros(2), torch.zeros(3))
-
-
-def test_time_interleaved_takes_turns_and_keeps_to_its_budget():
-    """What the timer does, not how long anything takes: the calls alternate, warm-up calls
-    come first, and no round starts after the budget."""
-    calls = []
-    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
-    times = time_interleaved(fns, repeats=3, warmup=1)
-    assert calls == ["a", "b"] * 4 and [len(t) for t in times.values()] == [3, 3]
-    calls.clear()
-    times = time_interleaved(fns, repeats=3, warmup=0, budget_s=0.0)
-    assert calls == ["a", "b"] and len(times["a"]) == 1
-    with pytest.raises(TypeError, match="dict of name -> function"):
-        time_interleaved([lambda: None])
-
-
-def test_median_ratios_compare_round_by_round():
-    # b is twice as slow as a in every round although the machine slows down 10-fold.
-    times = {"a": [1.0, 10.0, 1.0], "b": [2.0, 20.0, 2.0]}
-    assert median_ratios(times, "a") == {"a": 1.0, "b": 2.0}
-    with pytest.raises(KeyError, match="not one of the timed entries"):
-        median_ratios(times, "c")
 
 
 # --------------------------------------------------------------------------------------
@@ -330,7 +306,7 @@ def mixed_padding_part():
     torch.manual_seed(0)
     options = [dict(image_size=64), dict(padding="symmetric"), {}]
     static, symmetric, dynamic = (
-        randomise_bn(EfficientNet.from_name("efficientnet-b0", **o), seed).eval()
+        randomise_batchnorm(EfficientNet.from_name("efficientnet-b0", **o), seed).eval()
         for seed, o in enumerate(options))
     part = nn.Sequential(static.stem, static.stages[2], dynamic.stages[3][0],
                          symmetric.stages[4][0], static.stages[5][0]).eval()
@@ -361,7 +337,7 @@ def test_export_check_catches_a_wrong_file(tmp_path, monkeypatch):
     """A file that computes something else must fail export_onnx's check: export with ReLU
     swapped in where SiLU belongs."""
     torch.manual_seed(0)
-    stem = randomise_bn(EfficientNet.from_name("efficientnet-b0", image_size=32)).stem.eval()
+    stem = randomise_batchnorm(EfficientNet.from_name("efficientnet-b0", image_size=32)).stem.eval()
     import effnet_tutorial.deploy as deploy
     monkeypatch.setitem(deploy.SWISH_KINDS, "silu", nn.ReLU)
     with pytest.raises(OnnxExportError, match="disagrees with the eager model"):

@@ -17,8 +17,8 @@ from effnet_tutorial import EfficientNet, count_flops, count_params, get_model_c
 from effnet_tutorial.config import MODEL_NAMES
 from effnet_tutorial.layers import MemoryEfficientSwish, Swish
 from effnet_tutorial.config import V1_COEFFICIENTS
-from effnet_tutorial.weights import EFFICIENTNET_PYTORCH_URLS, TORCHVISION_BN_EPS, load_source_state_dict, source_config
-from conftest import randomise_bn
+from effnet_tutorial.weights import (EFFICIENTNET_PYTORCH_URLS, TORCHVISION_BN_EPS, load_source_state_dict,
+                                     randomise_batchnorm, source_config)
 
 pytestmark = pytest.mark.oracle
 
@@ -100,7 +100,7 @@ def test_stage_structure_matches_torchvision(name):
                                         ("efficientnetv2-m", 128), ("efficientnetv2-l", 128)])
 def test_torchvision_weights_give_the_same_outputs(name, size):
     torch.manual_seed(0)
-    ref = randomise_bn(tv_model(name)).eval()
+    ref = randomise_batchnorm(tv_model(name)).eval()
     ours = load_source_state_dict(model_for_source(name, "torchvision"), ref.state_dict(), "torchvision").eval()
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
@@ -114,7 +114,7 @@ def test_timm_v2_xl_gives_the_same_outputs():
     The package has no timm converter; both models define the same tensors in the same order, so the
     state dict is matched by position, each pair checked for equal shape."""
     torch.manual_seed(0)
-    ref = randomise_bn(timm.create_model("tf_efficientnetv2_xl", pretrained=False)).eval()
+    ref = randomise_batchnorm(timm.create_model("tf_efficientnetv2_xl", pretrained=False)).eval()
     ours = EfficientNet.from_name("efficientnetv2-xl").eval()
     theirs, mine = ref.state_dict(), ours.state_dict()
     assert len(theirs) == len(mine)
@@ -132,9 +132,9 @@ def test_real_source_files_load_through_weights_path(tmp_path):
     """Files saved by the sources' own models (random init, random BN statistics), 10-class heads included."""
     torch.manual_seed(0)
     x = torch.randn(2, 3, 224, 224)
-    cases = [("torchvision", randomise_bn(torchvision.models.efficientnet_b0(num_classes=10)), 10),
-             ("torchvision", randomise_bn(torchvision.models.efficientnet_b0()), 1000),
-             ("efficientnet_pytorch", randomise_bn(efficientnet_pytorch.EfficientNet.from_name(
+    cases = [("torchvision", randomise_batchnorm(torchvision.models.efficientnet_b0(num_classes=10)), 10),
+             ("torchvision", randomise_batchnorm(torchvision.models.efficientnet_b0()), 1000),
+             ("efficientnet_pytorch", randomise_batchnorm(efficientnet_pytorch.EfficientNet.from_name(
                  "efficientnet-b0", num_classes=10)), 10)]
     for source, ref, classes in cases:
         path = tmp_path / f"{source}-{classes}.pth"
@@ -160,7 +160,7 @@ def test_torchvision_bn_eps_table_matches_torchvision():
 
 def test_efficientnet_pytorch_weights_give_the_same_outputs_with_tf_padding():
     torch.manual_seed(0)
-    ref = randomise_bn(efficientnet_pytorch.EfficientNet.from_name("efficientnet-b0", image_size=224)).eval()
+    ref = randomise_batchnorm(efficientnet_pytorch.EfficientNet.from_name("efficientnet-b0", image_size=224)).eval()
     x = torch.randn(2, 3, 224, 224)
     for image_size in (None, 224):  # dynamic and static TF padding
         ours = EfficientNet.from_name("efficientnet-b0", image_size=image_size)
@@ -177,7 +177,7 @@ def test_efficientnet_pytorch_weights_give_the_same_outputs_with_tf_padding():
 def test_symmetric_padding_changes_outputs_of_tf_weights():
     """Why the padding follows the weights: the same weights with the other padding differ."""
     torch.manual_seed(0)
-    ref = randomise_bn(efficientnet_pytorch.EfficientNet.from_name("efficientnet-b0", image_size=224)).eval()
+    ref = randomise_batchnorm(efficientnet_pytorch.EfficientNet.from_name("efficientnet-b0", image_size=224)).eval()
     sym = EfficientNet.from_name("efficientnet-b0", padding="symmetric")
     load_source_state_dict(sym, ref.state_dict(), "efficientnet_pytorch").eval()
     x = torch.randn(1, 3, 224, 224)
@@ -229,7 +229,7 @@ def test_memory_efficient_swish_equals_silu_in_values_and_gradients():
 def test_gradients_match_torchvision():
     """Backward through the blocks (in-place residual, memory-efficient Swish) equals torchvision's."""
     torch.manual_seed(0)
-    ref = randomise_bn(tv_model("efficientnet-b0")).eval()
+    ref = randomise_batchnorm(tv_model("efficientnet-b0")).eval()
     ours = load_source_state_dict(model_for_source("efficientnet-b0", "torchvision"), ref.state_dict(),
                                   "torchvision").eval()
     x = torch.randn(2, 3, 96, 96)
