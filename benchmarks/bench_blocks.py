@@ -17,7 +17,7 @@ import torch
 
 from effnet_tutorial import count_flops
 from effnet_tutorial.blocks import FusedMBConv, MBConv
-from effnet_tutorial.deploy import time_interleaved
+from effnet_tutorial.measure import time_interleaved
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 from store import save, timing_table  # noqa: E402  (benchmarks/store.py)
 

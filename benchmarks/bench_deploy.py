@@ -31,7 +31,6 @@ device, batch and thread count; a run replaces only the entries it measured agai
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import subprocess
@@ -49,8 +48,8 @@ from store import save, spread, timing_table  # noqa: E402
 
 from effnet_tutorial import EfficientNet, saved_tensors  # noqa: E402
 from effnet_tutorial.deploy import (export_onnx, fuse_for_inference,  # noqa: E402
-                                    max_relative_error, median_ratios, onnx_session,
-                                    replace_swish, time_interleaved)
+                                    max_relative_error, onnx_session, replace_swish)
+from effnet_tutorial.measure import median_ratios, peak_memory_mib, time_interleaved  # noqa: E402
 from effnet_tutorial.weights import load_source_state_dict, source_config  # noqa: E402
 
 SWISH_VARIANTS = ("plain", "memory_efficient", "silu")
@@ -153,21 +152,6 @@ def _step_fn(model, x, y):
     return step
 
 
-def _rss_peak_growth_mib(fn) -> float:
-    """Growth of this process's peak resident memory (VmHWM) while fn() runs, Linux only."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)        # hand freed memory back to the OS first
-    with open("/proc/self/clear_refs", "w") as f:  # "5" resets VmHWM to the current RSS
-        f.write("5")
-
-    def status(key: str) -> float:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
-
-    before = status("VmRSS:")
-    fn()
-    return status("VmHWM:") - before
-
-
 def memory_child(variant: str, batch: int, size: int, device: str) -> None:
     """Run in a fresh process: peak memory of one training step after one warm-up step."""
     torch.manual_seed(0)
@@ -176,15 +160,7 @@ def memory_child(variant: str, batch: int, size: int, device: str) -> None:
     y = torch.randint(0, 1000, (batch,), device=device)
     step = _step_fn(model, x, y)
     step()  # optimizer state and allocator warm-up
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        start = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        peak = (torch.cuda.max_memory_allocated() - start) / 2**20
-    else:
-        peak = _rss_peak_growth_mib(step)
+    peak = peak_memory_mib(step, device)   # CUDA allocator's peak, or the CPU's peak RSS growth
     params = list(model.parameters()) + list(model.buffers())
     saved, out = saved_tensors(model, x, exclude=params)
     del out

@@ -90,20 +90,16 @@ def bench_counts(rounds: int) -> list[tuple[str, float, float]]:
 _PEAK = """
 import sys, torch
 from effnet_tutorial import EfficientNet, get_model_config, trace_shapes
-
-def status(key):  # kB, from the kernel's accounting of this process
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
+from effnet_tutorial.measure import peak_memory_mib
 
 config = get_model_config(sys.argv[1])
 trace_shapes(EfficientNet(get_model_config("efficientnet-b0")), print_fn=None)  # warm up torch
-before = status("VmRSS:")
-with open("/proc/self/clear_refs", "w") as f:  # Linux: reset the peak (VmHWM) to the current RSS
-    f.write("5")
-model = EfficientNet(config)
-trace_shapes(model, (1, 3, config.resolution, config.resolution), print_fn=None)
-print(status("VmHWM:") - before)
+
+def build_and_trace():
+    model = EfficientNet(config)
+    trace_shapes(model, (1, 3, config.resolution, config.resolution), print_fn=None)
+
+print(round(peak_memory_mib(build_and_trace, "cpu") * 2**20))
 """
 
 

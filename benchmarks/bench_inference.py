@@ -45,8 +45,8 @@ import torchvision
 from torch import nn
 
 from effnet_tutorial import EfficientNet
-from effnet_tutorial.deploy import (_pad_in_kernels, fuse_for_inference, median_ratios,
-                                    time_interleaved)
+from effnet_tutorial.deploy import _pad_in_kernels, fuse_for_inference
+from effnet_tutorial.measure import median_ratios, time_interleaved
 from effnet_tutorial.weights import export_state_dict, load_source_state_dict, source_config
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 from store import save, timing_table  # noqa: E402  (benchmarks/store.py)

@@ -7,7 +7,7 @@ speed        Lite0 as float32 PyTorch (eager), fuse_for_inference, float32 ONNX 
              and int8 ONNX Runtime (QDQ, per-channel and per-tensor weight scales, uint8
              activations, and per-channel with int8 activations, all calibrated on 48 views
              of four sample photos), timed in one process, interleaved
-             (deploy.time_interleaved), at each batch size. Each round gives every variant's
+             (measure.time_interleaved), at each batch size. Each round gives every variant's
              time divided by float32 ONNX Runtime's in the same round; the table keeps the
              median and the quartiles of those ratios over the rounds, and the file sizes.
 calibration  Top-1 agreement of int8 with float32 ONNX Runtime on the 48 views of the four
@@ -35,8 +35,8 @@ import time
 import torch
 
 from effnet_tutorial import EfficientNet
-from effnet_tutorial.deploy import (export_onnx, fuse_for_inference, onnx_session,
-                                    time_interleaved)
+from effnet_tutorial.deploy import export_onnx, fuse_for_inference, onnx_session
+from effnet_tutorial.measure import time_interleaved
 from effnet_tutorial.imagenet import sample_photos
 from effnet_tutorial.quantize import (CALIBRATION_METHODS, photo_views, quantize_int8,
                                       run_onnx, runtime_op_counts, top1_agreement)

@@ -18,7 +18,7 @@ fused         fuse_for_inference(model): the same in channels_last (NHWC) layout
 onnxruntime   ONNX Runtime on deploy.export_onnx's file (CPU only).
 
 (B0 runs every path; the other models only fused and onnxruntime.) For each path: the whole
-network's time (deploy.time_interleaved, all paths of one model and batch taking turns,
+network's time (measure.time_interleaved, all paths of one model and batch taking turns,
 median of ``--repeats`` rounds), the per-layer times (roofline.profile_layers, or
 profile_onnx for ONNX Runtime), and from them the attained fraction of the roofline (the sum
 of the per-layer bound times over the measured time), the shares of time and FLOPs per role,
@@ -41,7 +41,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from effnet_tutorial import EfficientNet  # noqa: E402
-from effnet_tutorial.deploy import export_onnx, fuse_for_inference, onnx_session, time_interleaved  # noqa: E402
+from effnet_tutorial.deploy import export_onnx, fuse_for_inference, onnx_session  # noqa: E402
+from effnet_tutorial.measure import time_interleaved  # noqa: E402
 from effnet_tutorial.roofline import (attained_fraction, layer_table, measure_ceilings,  # noqa: E402
                                       profile_layers, profile_onnx, role_shares, roofline)
 from machine import machine_info  # noqa: E402  (benchmarks/machine.py)

@@ -8,7 +8,7 @@ example ``"fused, cpu, 2 threads"``); a run replaces the entries it measured aga
 the others, so that a run of one section does not erase the rest.
 
 Timings are stored as in the book: per-round ratios of interleaved timings
-(``effnet_tutorial.deploy.time_interleaved``), summarised by their median and quartiles.
+(``effnet_tutorial.measure.time_interleaved``), summarised by their median and quartiles.
 """
 from __future__ import annotations
 

@@ -50,10 +50,9 @@ FORMER_NAMES = {
     "command": "effnet_tutorial.train.format_command",
     "_rss_peak_growth_mib": "effnet_tutorial.measure.peak_memory_mib",
 }
-# Copies that are known and waiting for their owner to switch (benchmarks/*.py was being
-# changed elsewhere when the helpers moved). Remove an entry once its copy is gone:
-# test_pending_copies_still_exist fails as soon as one is.
-PENDING = {("benchmarks/bench_deploy.py", "_rss_peak_growth_mib")}
+# Copies that are known and waiting for their owner to switch (none left). Remove an entry
+# once its copy is gone: test_pending_copies_still_exist fails as soon as one is.
+PENDING: set[tuple[str, str]] = set()
 
 
 def chapter_cells(path: Path) -> list[dict]:
