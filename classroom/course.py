@@ -891,27 +891,38 @@ def _a6_model_answer() -> str:
     def i(block, batch, part):
         return f"{c[block, batch][part]:.1f}"
 
+    def side(intensity):
+        return ("below" if intensity < min(c["ridge"]) else "above" if intensity > max(c["ridge"])
+                else "near")
+
     return (
         "I measured on the CPU of my laptop, one thread (the notebook sets it), batch "
         f"{lo} and {hi}; the table above is the result, and I quote its speed-ups per image "
         "below. [A real answer quotes its own numbers here.]\n\n"
         "**Batch size.** A layer's arithmetic intensity is the FLOPs it does per byte it "
         "moves (input, weights, output). Counted with `roofline.layer_table`, the late block "
-        f"({l_in} channels in, {l_out} out, {l_size}x{l_size} pixels) has an intensity of "
-        f"{i('late', lo, 'block')} FLOP/byte at batch {lo} and {i('late', hi, 'block')} at batch "
-        f"{hi}: its 1x1 convolutions hold many weights for few pixels, so at batch {lo} reading "
-        "the weights dominates the bytes, and a larger batch reuses every weight for more "
-        f"images (its expansion goes from {i('late', lo, 'expansion')} to "
+        f"({l_in} channels in, {l_out} out, {l_size}x{l_size} pixels) does "
+        f"{i('late', lo, 'block')} FLOP per byte at batch {lo} and {i('late', hi, 'block')} at "
+        f"batch {hi}: its 1x1 convolutions hold many weights for few pixels, so at batch {lo} "
+        "the weights are a large share of its bytes, and a larger batch reuses each weight for "
+        f"more images (its expansion: {i('late', lo, 'expansion')} and "
         f"{i('late', hi, 'expansion')} FLOP/byte). The early block ({e_in} channels, "
-        f"{e_size}x{e_size} pixels) is dominated by its feature maps, which grow with the batch "
-        f"as fast as the FLOPs: {i('early', lo, 'block')} against {i('early', hi, 'block')} "
-        f"FLOP/byte. Its depthwise convolution stays near {i('early', lo, 'depthwise')} FLOP/byte "
-        "at any batch, since each value it reads is used for only k x k multiply-adds. "
-        f"Measured on one thread of the book's machine, the ridge point (peak FLOP/s over "
-        f"memory bandwidth) was {ridge} FLOP/byte (benchmarks/results/bench_roofline.json): "
-        "below it a layer waits for memory. So a larger batch helps the late block per image "
-        "much more than the early one, which my speed-ups show; both also gain because the "
-        "fixed cost of each call (Python, launching every operator) is shared by more images.\n\n"
+        f"{e_size}x{e_size} pixels) moves mostly feature maps, which grow with the batch as fast "
+        f"as the FLOPs: {i('early', lo, 'block')} and {i('early', hi, 'block')} FLOP/byte; its "
+        f"depthwise convolution stays near {i('early', lo, 'depthwise')}, since each value it "
+        "reads serves only k x k multiply-adds. On one thread of the book's machine the ridge "
+        f"point, peak FLOP/s over memory bandwidth, was {ridge} FLOP/byte "
+        "(benchmarks/results/bench_roofline.json). So the early block is "
+        f"{side(c['early', lo]['block'])} the ridge at any batch: a larger batch does not make "
+        "its pixels cheaper, and per image it gains only the fixed cost of each call (Python, "
+        "dispatching every operator), shared by more images. The late block is "
+        + (f"above the ridge already at batch {lo}, and further above at batch {hi}"
+           if side(c["late", lo]["block"]) == side(c["late", hi]["block"]) == "above" else
+           f"{side(c['late', lo]['block'])} the ridge at batch {lo} and "
+           f"{side(c['late', hi]['block'])} it at batch {hi}")
+        + ": its matrix products grow and run "
+        "closer to the peak, and the fixed cost is shared too, so it gains more per image, as "
+        "my speed-ups show.\n\n"
         "**channels_last.** In NCHW, oneDNN reorders each convolution's input into its blocked "
         "layout and the output back: two more passes over every feature map, bytes that do no "
         "FLOPs and lower the effective intensity. In channels_last the channels of a pixel are "

@@ -35,11 +35,12 @@ GradingExecute below) that:
   the KeyboardInterrupt): that cell fails with the reason, every code cell after it fails
   with "not run", so the tests after it score 0, and the tests before it keep their scores.
 
-The feedback pages (nbgrader generate_feedback) render their math offline: the template
-templates/feedback_offline, next to this file, extends nbgrader's feedback template and
-inlines MathJax 3 from the installed package sphinx-mathjax-offline (OfflineMathJax below)
-instead of loading MathJax from a CDN. Each page is self-contained (about 2 MB), so a
-student can open it without a network.
+The feedback pages (nbgrader generate_feedback) render their math offline: nbgrader's
+feedback template loads MathJax through nbconvert's macro ``mathjax`` (mathjax.html.j2),
+from a CDN; templates/feedback/mathjax.html.j2, next to this file and found first, inlines
+MathJax 3 from the installed package sphinx-mathjax-offline instead (the filter
+``offline_mathjax`` below). Each page is self-contained (about 2 MB), so a student can open
+it without a network.
 """
 import ast
 import json
@@ -51,9 +52,8 @@ import nbgrader
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat import NotebookNode
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.converters import Autograde
-from nbgrader.preprocessors import Execute, GetGrades
+from nbgrader.preprocessors import Execute
 
 c = get_config()  # noqa: F821 (defined by traitlets when it loads this file)
 
@@ -299,17 +299,16 @@ c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelA
 # ======================================================================================
 # Feedback pages that render math offline
 # ======================================================================================
-#: MathJax 3 with its SVG output, whose fonts are inside the script: one file to inline.
-MATHJAX_FILE = "sphinx-mathjax-offline/static/mathjax/tex-svg.js"
-
-
-def offline_mathjax() -> str:
-    """The text of MathJax 3 (tex-svg.js) from the installed package sphinx-mathjax-offline
-    (the book uses it too; `make setup-dev` installs it)."""
+def offline_mathjax(name: str = "tex-svg.js") -> str:
+    """The text of a MathJax 3 component (default tex-svg.js: TeX input, SVG output, fonts
+    inside) from the installed package sphinx-mathjax-offline (the book uses it too; `make
+    setup-dev` installs it), ready to go inside a <script> element. A Jinja filter of the
+    feedback template (templates/feedback/mathjax.html.j2)."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     try:
-        path = distribution("sphinx-mathjax-offline").locate_file(MATHJAX_FILE)
+        path = distribution("sphinx-mathjax-offline").locate_file(
+            f"sphinx-mathjax-offline/static/mathjax/{name}")
     except PackageNotFoundError:
         path = None
     if path is None or not os.path.isfile(path):
@@ -318,24 +317,15 @@ def offline_mathjax() -> str:
             "is not installed in this environment: run `make setup-dev` (or pip install "
             "sphinx-mathjax-offline)")
     with open(path, encoding="utf-8") as f:
-        # Inside <script>, "</script" would end the element: "<\/" means "</" in JS text.
+        # Inside <script>, "</script" would end the element: "<\\/" means "</" in JS text.
         return f.read().replace("</script", "<\\/script")
 
 
-class OfflineMathJax(Preprocessor):
-    """Hands the feedback template (templates/feedback_offline) the MathJax script to
-    inline, as ``resources["offline_mathjax"]``."""
-
-    def preprocess(self, nb, resources):
-        resources["offline_mathjax"] = offline_mathjax()
-        return nb, resources
-
-
-c.HTMLExporter.template_name = "feedback_offline"
+# nbgrader's API renders feedback with the template "feedback": this course's folder
+# templates/feedback (only mathjax.html.j2) comes first, then nbgrader's own.
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(c.CourseDirectory.root, "templates"),
-    # nbgrader's own templates, where "feedback" lives (GenerateFeedback's default).
     os.path.join(os.path.dirname(os.path.abspath(nbgrader.__file__)), "server_extensions",
                  "formgrader", "templates"),
 ]
-c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, OfflineMathJax]
+c.HTMLExporter.filters = {"offline_mathjax": offline_mathjax}

@@ -141,7 +141,7 @@ MISTAKES = [
         'padding: str = "same"',
         'padding: str = "symmetric"',
         {"test_mbconv_outputs"},
-        "puts the extra pixel of an odd total at the END (bottom, right)",
+        "padding puts the extra pixel of an odd total at the END (bottom, right)",
     ),
     (
         "swapped_coefficients",

@@ -900,9 +900,9 @@ def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case)
             ),
             (
                 symmetric.eval()(x.clone()),
-                "the padding: for stride 2, TF 'same' puts the extra pixel of an odd total at "
-                "the END (bottom, right); yours puts it first, as PyTorch's symmetric k // 2 "
-                "does in effect: ConvBNAct(..., padding='same')",
+                "with stride 2, TF 'same' padding puts the extra pixel of an odd total at the "
+                "END (bottom, right); yours puts it first, as PyTorch's symmetric k // 2 does in "
+                "effect: ConvBNAct(..., padding='same')",
             ),
         ]
     for candidate, hint in candidates[0 if ref.has_skip else 1 :]:
