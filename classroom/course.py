@@ -1000,12 +1000,13 @@ A6 = Assignment(
         Text(
             "## 2. Measure (2 points)\n\n"
             "The cell below builds two blocks of B0 as they run on 224x224 images: an *early* "
-            "block (stage 3, few channels on large feature maps) and the *late* last block "
+            "block (stage 3, few channels on large feature maps) and the *late* block, B0's last "
             "(stage 8, many channels on 7x7 maps), each made fast by the package's "
             "`fuse_for_inference` (BatchNorm folded, `nn.SiLU`) and stored either in the default "
             "NCHW layout or `channels_last`, and random inputs at batch sizes `BATCHES`. "
             "`VARIANTS` names the eight combinations: `VARIANTS[name]` is `(block, batch, "
-            "layout)`. Time runs on one thread, which is steadier on a shared machine."
+            "layout)`. Everything runs on the CPU, on one thread, which times more steadily on a "
+            "shared machine."
         ),
         Given(
             "torch.set_num_threads(1)\n"
