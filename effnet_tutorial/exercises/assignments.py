@@ -1184,7 +1184,10 @@ def check_scaled_stage(fn, cases=(("efficientnet-b4", 6),)) -> bool:
     (model_name, stage) pairs. The learner's function finds the package's
     ``round_filters`` and ``round_repeats`` under those names while it runs: this test
     checks which of B0's numbers and which coefficient go into them, ``test_round_filters``
-    and ``test_round_repeats`` the two functions."""
+    and ``test_round_repeats`` the two functions.
+
+    Shape: fn (model_name, stage) -> (channels, blocks); -> bool.
+    """
     _need_function(fn, "scaled_stage(model_name, stage)")
     rows = [tuple(case) for case in cases]
     b0 = get_model_config("efficientnet-b0")

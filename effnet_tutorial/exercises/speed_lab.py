@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import fusion
 
+from ..config import get_model_config
 from ..deploy import fold_batchnorm, median_ratios
 from ._common import is_number, never_crashes, report
 from .assignments import (
@@ -186,7 +187,7 @@ _FOLD_MISTAKES = (
      "(bn.eps)"),
     ("default eps", "right",
      "use the BatchNorm's own eps (bn.eps), not PyTorch's default 1e-5: EfficientNet's "
-     "BatchNorms use 1e-3"),
+     f"BatchNorms use {get_model_config('efficientnet-b0').bn_eps:g}"),
     ("no sqrt", "right",
      "running_var is a variance: divide gamma by its square root, sqrt(running_var + eps)"),
     ("times std", "right", "divide by the standard deviation: s = gamma / sqrt(running_var + eps)"),
