@@ -27,6 +27,7 @@ from torch import nn
 
 from effnet_tutorial.blocks import MBConv, squeezed_channels
 from effnet_tutorial.config import V1_COEFFICIENTS
+from effnet_tutorial.deploy import fold_batchnorm
 from effnet_tutorial.exercises.assignments import (
     BUDGET,
     BUDGET_FLOOR,
@@ -308,7 +309,7 @@ A2 = Assignment(
         'Compute TensorFlow\'s "SAME" padding and see why it is asymmetric for stride 2.',
         "Scale channels with `round_filters` (nearest multiple of 8, the 10 % rule) and blocks "
         "with `round_repeats` (rounded up), as the official code does {cite:p}`tpu_efficientnet`.",
-        "Rebuild the tables of B1-B7 {cite:p}`tan2019efficientnet` from B0's with your functions.",
+        "Scale any stage of B0 to B1-B7 {cite:p}`tan2019efficientnet` with the two rounding rules.",
     ),
     cells=(
         Text(
@@ -397,7 +398,7 @@ A2 = Assignment(
             'assert check_round_filters(round_filters, cases=hidden_cases("round_filters"))',
         ),
         Text(
-            "## 3. `round_repeats` (2 points)\n\nWrite `round_repeats(repeats, "
+            "## 3. `round_repeats` (1 point)\n\nWrite `round_repeats(repeats, "
             "depth_coefficient)`, the number of blocks of a stage "
             "after depth scaling. Chapter 5 computes one by hand:"
         ),
@@ -415,14 +416,35 @@ A2 = Assignment(
             hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
             'assert check_round_repeats(round_repeats, cases=hidden_cases("round_repeats"))',
         ),
+        Text(
+            "## 4. A scaled stage (1 point)\n\nWrite `scaled_stage(model_name, stage)`: the "
+            "output channels and the number of blocks, `(channels, blocks)`, of stage `stage` "
+            "(numbered as in Table 1 of {cite:t}`tan2019efficientnet`: 2 to 8) of the EfficientNet "
+            "`model_name` (`\"efficientnet-b1\"` to `\"efficientnet-b7\"`), scaled from B0's with "
+            "`round_filters` and `round_repeats` at that model's coefficients, "
+            "`V1_COEFFICIENTS[model_name]`; `get_model_config(\"efficientnet-b0\").stage(stage)` "
+            "is B0's stage. For B4's stage 6 it is chapter 5's exercise. While the test runs, your "
+            "function finds the package's `round_filters` and `round_repeats` under those names: "
+            "it checks this step only, the tests above check your two functions."
+        ),
+        Solution(
+            "scaled_stage",
+            "def scaled_stage(model_name, stage):\n"
+            '    """(output channels, blocks) of a stage of model_name, scaled from B0\'s."""\n'
+            "    ### BEGIN SOLUTION\n    width, depth, *_ = V1_COEFFICIENTS[model_name]\n"
+            '    b0_stage = get_model_config("efficientnet-b0").stage(stage)\n'
+            "    return (round_filters(b0_stage.out_channels, width),\n"
+            "            round_repeats(b0_stage.num_repeats, depth))\n"
+            "    ### END SOLUTION",
+        ),
         Test(
             "test_b4_stage6",
             1,
-            "B4's stage 6 from B0's, with your functions",
-            "from effnet_tutorial.exercises.assignments import check_b4_stage6_functions\n\n"
-            "assert check_b4_stage6_functions(round_filters, round_repeats)",
-            hidden="from effnet_tutorial.exercises.assignments import check_scaled_table\n\n"
-            "assert check_scaled_table(round_filters, round_repeats)",
+            "`scaled_stage` on B4's stage 6, with the package's rounding functions",
+            "from effnet_tutorial.exercises.assignments import check_scaled_stage\n\n"
+            "assert check_scaled_stage(scaled_stage)",
+            hidden="from effnet_tutorial.exercises.assignments import hidden_cases\n\n"
+            'assert check_scaled_stage(scaled_stage, cases=hidden_cases("scaled_stage"))',
         ),
     ),
 )
@@ -816,5 +838,277 @@ A4 = Assignment(
     ),
 )
 
+
+# ======================================================================================
+# Assignment 6: a speed lab
+# ======================================================================================
+def _a6_counts() -> dict:
+    """{(block, batch): {layer: FLOP per byte}} of the lab's two folded blocks, counted
+    with roofline.layer_table (float32, every tensor read or written once), and the ridge
+    points (FLOP per byte) that benchmarks/bench_roofline.py measured on one thread."""
+    import json
+    from pathlib import Path
+
+    from effnet_tutorial import EfficientNet, get_model_config
+    from effnet_tutorial.deploy import fuse_for_inference
+    from effnet_tutorial.exercises.speed_lab import BATCHES
+    from effnet_tutorial.roofline import layer_table
+
+    specs = get_model_config("efficientnet-b0").block_specs()
+    b0 = EfficientNet.from_name("efficientnet-b0").eval()
+    out = {}
+    for name, index in (("early", 2), ("late", len(specs) - 1)):
+        size = math.ceil(224 / 2)
+        for spec in specs[:index]:
+            size = math.ceil(size / spec.stride)
+        block = fuse_for_inference(b0.blocks()[index], channels_last=False)
+        for batch in BATCHES:
+            table = layer_table(block, (batch, specs[index].in_channels, size, size))
+            parts = {
+                "expansion": table[table.index.str.startswith("expand.")],
+                "depthwise": table[table["role"] == "depthwise"],
+                "projection": table[table.index.str.startswith("project.")],
+                "block": table,
+            }
+            out[name, batch] = {k: v["flops"].sum() / v["bytes"].sum() for k, v in parts.items()}
+            out[name, "shape"] = (specs[index].in_channels, specs[index].out_channels, size)
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_roofline.json"
+    ridge = json.loads(bench.read_text(encoding="utf-8"))["summary"]["ceilings"]["threads 1"]
+    out["ridge"] = ridge["ridge_flop_per_byte"]
+    return out
+
+
+def _a6_model_answer() -> str:
+    """A model answer for assignment 6; its counts are computed from the package and its
+    ridge points read from benchmarks/results/bench_roofline.json."""
+    from effnet_tutorial.exercises.speed_lab import BATCHES
+
+    c = _a6_counts()
+    lo, hi = BATCHES
+    (e_in, _, e_size), (l_in, l_out, l_size) = c["early", "shape"], c["late", "shape"]
+    ridge = f"{min(c['ridge']):.0f}-{max(c['ridge']):.0f}"
+
+    def i(block, batch, part):
+        return f"{c[block, batch][part]:.1f}"
+
+    def side(intensity):
+        return ("below" if intensity < min(c["ridge"]) else "above" if intensity > max(c["ridge"])
+                else "near")
+
+    return (
+        "I measured on the CPU of my laptop, one thread (the notebook sets it), batch "
+        f"{lo} and {hi}; the table above is the result, and I quote its speed-ups per image "
+        "below. [A real answer quotes its own numbers here.]\n\n"
+        "**Batch size.** A layer's arithmetic intensity is the FLOPs it does per byte it "
+        "moves (input, weights, output). Counted with `roofline.layer_table`, the late block "
+        f"({l_in} channels in, {l_out} out, {l_size}x{l_size} pixels) does "
+        f"{i('late', lo, 'block')} FLOP per byte at batch {lo} and {i('late', hi, 'block')} at "
+        f"batch {hi}: its 1x1 convolutions hold many weights for few pixels, so at batch {lo} "
+        "the weights are a large share of its bytes, and a larger batch reuses each weight for "
+        f"more images (its expansion: {i('late', lo, 'expansion')} and "
+        f"{i('late', hi, 'expansion')} FLOP/byte). The early block ({e_in} channels, "
+        f"{e_size}x{e_size} pixels) moves mostly feature maps, which grow with the batch as fast "
+        f"as the FLOPs: {i('early', lo, 'block')} and {i('early', hi, 'block')} FLOP/byte; its "
+        f"depthwise convolution stays near {i('early', lo, 'depthwise')}, since each value it "
+        "reads serves only k x k multiply-adds. On one thread of the book's machine the ridge "
+        f"point, peak FLOP/s over memory bandwidth, was {ridge} FLOP/byte "
+        "(benchmarks/results/bench_roofline.json). So the early block is "
+        f"{side(c['early', lo]['block'])} the ridge at any batch: a larger batch does not make "
+        "its pixels cheaper, and per image it gains only the fixed cost of each call (Python, "
+        "dispatching every operator), shared by more images. The late block is "
+        + (f"above the ridge already at batch {lo}, and further above at batch {hi}"
+           if side(c["late", lo]["block"]) == side(c["late", hi]["block"]) == "above" else
+           f"{side(c['late', lo]['block'])} the ridge at batch {lo} and "
+           f"{side(c['late', hi]['block'])} it at batch {hi}")
+        + ": its matrix products grow and run "
+        "closer to the peak, and the fixed cost is shared too, so it gains more per image, as "
+        "my speed-ups show.\n\n"
+        "**channels_last.** In NCHW, oneDNN reorders each convolution's input into its blocked "
+        "layout and the output back: two more passes over every feature map, bytes that do no "
+        "FLOPs and lower the effective intensity. In channels_last the channels of a pixel are "
+        "already neighbours, so the convolutions read and write the tensors as they are, and the "
+        "depthwise convolution vectorises over channels. The gain is larger where the feature "
+        "maps are large (the early block, and a larger batch) and small where the weights "
+        "dominate (the late block at batch 1). Where my numbers depart from this (a ratio near 1, "
+        "a noisy round), I say so: one thread on a shared machine varies by tens of percent."
+    )
+
+
+A6 = Assignment(
+    id="a6_speed_lab",
+    title="A speed lab: fold BatchNorm, then measure batch size and memory layout",
+    minutes=90,
+    goals=(
+        "Fold an inference-mode BatchNorm {cite:p}`ioffe2015batchnorm` into the convolution "
+        "before it, for any convolution (1x1, grouped, depthwise, with or without a bias), and "
+        "check it against eager PyTorch.",
+        "Time variants fairly with the package's interleaved timer and compare them round by "
+        "round.",
+        "Explain the effects of the batch size and of the channels_last layout with arithmetic "
+        "intensity and the roofline of chapter 9.",
+    ),
+    cells=(
+        Text(
+            "# Assignment 6: a speed lab\n\n"
+            "Chapter 9 makes a trained EfficientNet fast for inference. You do two of its steps "
+            "yourself: fold BatchNorm {cite:p}`ioffe2015batchnorm` into the convolution before "
+            "it, checked against eager PyTorch to $10^{-5}$, then time two blocks of B0 at two "
+            "batch sizes and in two memory layouts with the package's interleaved timer, and "
+            "explain what you measure with arithmetic intensity. The timings are your machine's "
+            "and are not graded for their values, only for being measured and used correctly. "
+            "10 points: 6 autograded, 4 graded by hand; about 90 minutes.\n\n" + HOW_TO_WORK
+        ),
+        Setup(),
+        Given(
+            "import copy\nimport math\nimport statistics\n\nimport pandas as pd\nimport torch\n"
+            "from torch import nn\n\nfrom effnet_tutorial import EfficientNet, get_model_config\n"
+            "from effnet_tutorial.deploy import fuse_for_inference, median_ratios, "
+            "time_interleaved\nfrom effnet_tutorial.exercises.speed_lab import BATCHES, LAYOUTS, "
+            "VARIANTS, reference_of\n\ntorch.manual_seed(0)"
+        ),
+        Text(
+            "## 1. Fold BatchNorm into the convolution (4 points)\n\n"
+            "In inference, BatchNorm uses fixed running statistics, so it is an affine map per "
+            "channel, and after a convolution it can be folded into the convolution's weights and "
+            "bias. Chapter 9 derives the folded weights; its first exercise folds one channel by "
+            "hand:"
+        ),
+        FromChapter("ch9-ex1"),
+        Text(
+            "Write `fold_batchnorm(conv, bn)`: it returns one `nn.Conv2d` that computes "
+            "`bn(conv(x))` for a BatchNorm in eval mode, and leaves `conv` and `bn` unchanged. It "
+            "must work for any `nn.Conv2d`: 1x1 or larger kernels, strides, padding, dilation, "
+            "groups (a depthwise convolution has as many groups as channels), with or without "
+            "its own bias, and for any BatchNorm `eps`. Do not use the package's "
+            "`fold_batchnorm` or PyTorch's `torch.nn.utils.fusion`: the test refuses them."
+        ),
+        Implement("fold", (fold_batchnorm,), docstrings={"fold_batchnorm": (
+            "One ``nn.Conv2d`` that computes ``bn(conv(x))`` for ``bn`` in eval mode: the\n"
+            "BatchNorm folded into the convolution's weights and bias (chapter 9).\n"
+            "Neither ``conv`` nor ``bn`` is changed.\n\n"
+            "Shape: a conv (B, C_in, H, W) -> (B, C_out, H', W'): the same shapes.")}),
+        Test(
+            "test_fold",
+            4,
+            "the fold against eager `bn(conv(x))` to 1e-5: 1x1, depthwise, grouped and dilated "
+            "convs, with and without bias, several eps",
+            "from effnet_tutorial.exercises.speed_lab import check_fold_batchnorm\n\n"
+            "assert check_fold_batchnorm(fold_batchnorm)",
+            hidden="from effnet_tutorial.exercises.speed_lab import hidden_cases\n\n"
+            'assert check_fold_batchnorm(fold_batchnorm, cases=hidden_cases("fold_batchnorm"))',
+        ),
+        Text(
+            "## 2. Measure (2 points)\n\n"
+            "The cell below builds two blocks of B0 as they run on 224x224 images: an *early* "
+            "block (stage 3, few channels on large feature maps) and the *late* block, B0's last "
+            "(stage 8, many channels on 7x7 maps), each made fast by the package's "
+            "`fuse_for_inference` (BatchNorm folded, `nn.SiLU`) and stored either in the default "
+            "NCHW layout or `channels_last`, and random inputs at batch sizes `BATCHES`. "
+            "`VARIANTS` names the eight combinations: `VARIANTS[name]` is `(block, batch, "
+            "layout)`. Everything runs on the CPU, on one thread, which times more steadily on a "
+            "shared machine."
+        ),
+        Given(
+            "torch.set_num_threads(1)\n"
+            'specs = get_model_config("efficientnet-b0").block_specs()\n'
+            'b0 = EfficientNet.from_name("efficientnet-b0").eval()\n'
+            'BLOCK_INDEX = {"early": 2, "late": len(specs) - 1}\n\n\n'
+            "def block_input(index):\n"
+            '    """(channels, size) of the input of B0\'s block `index` at 224x224 pixels."""\n'
+            "    size = math.ceil(224 / 2)   # after the stem (stride 2)\n"
+            "    for spec in specs[:index]:\n"
+            "        size = math.ceil(size / spec.stride)\n"
+            "    return specs[index].in_channels, size\n\n\n"
+            "models = {(block, layout): fuse_for_inference(b0.blocks()[index],\n"
+            '                                              channels_last=layout == "channels_last")\n'
+            "          for block, index in BLOCK_INDEX.items() for layout in LAYOUTS}\n"
+            "inputs = {}\n"
+            "for block, index in BLOCK_INDEX.items():\n"
+            "    channels, size = block_input(index)\n"
+            "    for batch in BATCHES:\n"
+            "        inputs[block, batch] = torch.randn(batch, channels, size, size)\n"
+            'print(", ".join(f"{b}: input {list(inputs[b, 1].shape[1:])}" for b in BLOCK_INDEX))'
+        ),
+        Text(
+            "Time every variant with `time_interleaved` (one call for all eight, in "
+            "`torch.inference_mode()`, at least 3 rounds): `models[block, layout]` on "
+            "`inputs[block, batch]`. Keep its result as `times`. Then build `table`, a pandas "
+            "DataFrame indexed by the variants' names with two columns: `ms per image`, the "
+            "median time of a call in milliseconds divided by the batch size, and `speed-up per "
+            "image`, how many times faster per image the variant runs than `reference_of(name)` "
+            "(the same block at batch 1 in NCHW), compared round by round with `median_ratios`."
+        ),
+        Solution(
+            "measurements",
+            "### BEGIN SOLUTION\nwith torch.inference_mode():\n"
+            "    calls = {name: (lambda m=models[block, layout], x=inputs[block, batch]: m(x))\n"
+            "             for name, (block, batch, layout) in VARIANTS.items()}\n"
+            "    times = time_interleaved(calls, repeats=5)\n"
+            "ms = {name: 1e3 * statistics.median(times[name]) / batch\n"
+            "      for name, (_, batch, _) in VARIANTS.items()}\n"
+            "speed = {name: batch / median_ratios(times, reference_of(name))[name]\n"
+            "         for name, (_, batch, _) in VARIANTS.items()}\n"
+            'table = pd.DataFrame({"ms per image": ms, "speed-up per image": speed})\n'
+            "### END SOLUTION\ntable.round(3)",
+        ),
+        Test(
+            "test_times",
+            1,
+            "`times` is `time_interleaved`'s result for the eight variants",
+            "from effnet_tutorial.exercises.speed_lab import check_interleaved_times\n\n"
+            "assert check_interleaved_times(times)",
+        ),
+        Test(
+            "test_table",
+            1,
+            "`table` is computed from `times`: per image, round by round",
+            "from effnet_tutorial.exercises.speed_lab import check_timing_table\n\n"
+            "assert check_timing_table(table, times)",
+        ),
+        Answer(
+            "explanation",
+            "explanation of the measurements",
+            "## 3. Explain (4 points, graded by hand)\n\n"
+            "In about 250-350 words, explain your table with arithmetic intensity, the FLOPs a "
+            "layer does per byte it moves (chapter 9, section on the roofline; "
+            "`effnet_tutorial.roofline.layer_table` counts both for any module and input size). "
+            "Say which device you measured on. The grader uses this rubric:",
+            rubric=(
+                (
+                    1,
+                    "Reports the measurements (time per image and speed-up of the eight variants) "
+                    "and the device and threads they were taken on, and says where they are "
+                    "noisy.",
+                ),
+                (
+                    1,
+                    "Explains the batch-size effect with arithmetic intensity: the weights are "
+                    "read once per call, so a larger batch raises the intensity of layers whose "
+                    "bytes are mostly weights (the late block's 1x1 convolutions) and hardly that "
+                    "of layers whose bytes are feature maps (the early block, any depthwise "
+                    "convolution); with numbers (by formula or `layer_table`); plus the fixed cost "
+                    "per call shared by more images.",
+                ),
+                (
+                    1,
+                    "Explains the channels_last effect: in NCHW the convolution library (oneDNN on "
+                    "a CPU, cuDNN on a GPU) reorders inputs and outputs into its own layout, extra "
+                    "passes over memory that do no FLOPs; channels_last avoids them, which matters "
+                    "most where feature maps are large.",
+                ),
+                (
+                    1,
+                    "Places the layers on the roofline: compares their intensity with the "
+                    "machine's ridge point (peak FLOP/s over memory bandwidth, measured in chapter "
+                    "9 or quoted from its benchmark), says which are memory-bound, and whether the "
+                    "measured speed-ups agree with that.",
+                ),
+            ),
+            model_answer=lambda: _a6_model_answer(),
+        ),
+    ),
+)
+
+
 #: The course, in the order it is taught.
-ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4)
+ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4, A6)

@@ -34,6 +34,13 @@ GradingExecute below) that:
   DeadKernelError) or does not stop when interrupted at its time limit (its code catches
   the KeyboardInterrupt): that cell fails with the reason, every code cell after it fails
   with "not run", so the tests after it score 0, and the tests before it keep their scores.
+
+The feedback pages (nbgrader generate_feedback) render their math offline: nbgrader's
+feedback template loads MathJax through nbconvert's macro ``mathjax`` (mathjax.html.j2),
+from a CDN; templates/feedback/mathjax.html.j2, next to this file and found first, inlines
+MathJax 3 from the installed package sphinx-mathjax-offline instead (the filter
+``offline_mathjax`` below). Each page is self-contained (about 2 MB), so a student can open
+it without a network.
 """
 import ast
 import json
@@ -41,6 +48,7 @@ import os
 import secrets
 import time
 
+import nbgrader
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat import NotebookNode
@@ -286,3 +294,38 @@ c.Execute.iopub_timeout = 10
 # ignore_cwd: the submission's folder is not on sys.path (see the module docstring).
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR",
                              "--IPKernelApp.ignore_cwd=True"]
+
+
+# ======================================================================================
+# Feedback pages that render math offline
+# ======================================================================================
+def offline_mathjax(name: str = "tex-svg.js") -> str:
+    """The text of a MathJax 3 component (default tex-svg.js: TeX input, SVG output, fonts
+    inside) from the installed package sphinx-mathjax-offline (the book uses it too; `make
+    setup-dev` installs it), ready to go inside a <script> element. A Jinja filter of the
+    feedback template (templates/feedback/mathjax.html.j2)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        path = distribution("sphinx-mathjax-offline").locate_file(
+            f"sphinx-mathjax-offline/static/mathjax/{name}")
+    except PackageNotFoundError:
+        path = None
+    if path is None or not os.path.isfile(path):
+        raise FileNotFoundError(
+            "the feedback pages inline MathJax from the package sphinx-mathjax-offline, which "
+            "is not installed in this environment: run `make setup-dev` (or pip install "
+            "sphinx-mathjax-offline)")
+    with open(path, encoding="utf-8") as f:
+        # Inside <script>, "</script" would end the element: "<\\/" means "</" in JS text.
+        return f.read().replace("</script", "<\\/script")
+
+
+# nbgrader's API renders feedback with the template "feedback": this course's folder
+# templates/feedback (only mathjax.html.j2) comes first, then nbgrader's own.
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(c.CourseDirectory.root, "templates"),
+    os.path.join(os.path.dirname(os.path.abspath(nbgrader.__file__)), "server_extensions",
+                 "formgrader", "templates"),
+]
+c.HTMLExporter.filters = {"offline_mathjax": offline_mathjax}

@@ -77,6 +77,16 @@ def ref_round_repeats(repeats, depth):
     return int(math.ceil(depth * repeats))
 
 
+def scaled_stage(name, stage, swap=False):
+    """A learner's scaled_stage (assignment 2), with the test's own rounding functions;
+    ``swap`` mixes up the width and depth coefficients."""
+    width, depth, *_ = V1_COEFFICIENTS[name]
+    if swap:
+        width, depth = depth, width
+    base = B0.stage(stage)
+    return ref_round_filters(base.out_channels, width), ref_round_repeats(base.num_repeats, depth)
+
+
 def ref_same_padding(size, kernel_size, stride, dilation=1):
     out = -(-size // stride)
     total = max((out - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
@@ -662,6 +672,17 @@ def _assignment_cases():
             ],
             types=[(None, None), (160, 6), (ref_round_filters, "round_repeats"),
                    (lambda c, w, divisor=8: "160", ref_round_repeats)],
+        ),
+        asg.check_scaled_stage: dict(
+            ref=[(scaled_stage,), (scaled_stage, [("efficientnet-b7", 8), ("efficientnet-b1", 2)])],
+            wrong=[
+                ((lambda name, stage: scaled_stage(name, stage, swap=True),),
+                 "the width scales the channels, the depth the blocks"),
+                ((lambda name, stage: (B0.stage(stage).out_channels, B0.stage(stage).num_repeats),),
+                 "that is B0's stage"),
+                ((lambda name, stage: scaled_stage(name, stage + 1),), "a neighbouring stage"),
+            ],
+            types=[(None,), ((160, 6),), ("scaled_stage",), (lambda name, stage: (160.0, 6),)],
         ),
         asg.check_b3_from_factor: dict(
             ref=[(lambda d, w, r: d * w**2 * (r / 224) ** 2,)],

@@ -55,6 +55,7 @@ def new_course(where: Path, cell_limit=None, notebook_limit=None) -> Path:
             old, f"GradingTimeLimit(cell={cell_limit}, notebook={notebook_limit})"
         )
     (course / "nbgrader_config.py").write_text(config, encoding="utf-8")
+    shutil.copytree(ROOT / "classroom" / "templates", course / "templates")   # the feedback pages'
     return course
 
 
@@ -130,8 +131,26 @@ MISTAKES = [
         "round_filters",
         "    if rounded < 0.9 * scaled:\n        rounded += divisor\n",
         "",
-        {"test_round_filters", "test_b4_stage6"},
+        {"test_round_filters"},   # test_b4_stage6 lends the package's round_filters
         "more than 10 % below",
+    ),
+    (
+        "odd_pixel_first",   # PyTorch's symmetric k // 2: for stride 2, the odd pixel first
+        "a1_se_mbconv",
+        "mbconv",
+        'padding: str = "same"',
+        'padding: str = "symmetric"',
+        {"test_mbconv_outputs"},
+        "padding puts the extra pixel of an odd total at the END (bottom, right)",
+    ),
+    (
+        "swapped_coefficients",
+        "a2_padding_rounding",
+        "scaled_stage",
+        "width, depth, *_ = V1_COEFFICIENTS[model_name]",
+        "depth, width, *_ = V1_COEFFICIENTS[model_name]",
+        {"test_b4_stage6"},
+        "the width scales the channels, the depth the blocks",
     ),
 ]
 
@@ -466,9 +485,10 @@ def test_a_kernel_that_dies_is_graded_up_to_that_cell(hardened):
 def test_crashes_in_the_learners_functions_get_a_verdict_not_a_traceback(hardened):
     course, _, out = hardened
     got = scores(course)[("crasher", A2)]
+    # test_b4_stage6 lends scaled_stage the package's round_repeats: it passes.
     assert {name for name, (s, m) in got.items() if s < m} == {
-        "test_stride2_paddings", "test_round_repeats", "test_b4_stage6"}, got
-    for grade_id, error in (("test_stride2_paddings", "NameError"), ("test_b4_stage6", "RecursionError")):
+        "test_stride2_paddings", "test_round_repeats"}, got
+    for grade_id, error in (("test_stride2_paddings", "NameError"), ("test_round_repeats", "RecursionError")):
         outputs = outputs_of(course, "crasher", grade_id)
         printed = "".join("".join(o["text"]) for o in outputs if o["output_type"] == "stream")
         assert f"raised {error}" in printed and "Hint:" in printed, printed
@@ -548,6 +568,14 @@ def round_repeats(repeats, depth_coefficient):
     whole = int(scaled)
     return whole if whole == scaled else whole + 1
 """,
+    "scaled_stage": """\
+def scaled_stage(model_name, stage):
+    coefficients = dict(zip(("w", "d", "r", "p"), V1_COEFFICIENTS[model_name]))
+    base = get_model_config("efficientnet-b0")
+    block = base.blocks[base.stage_numbers.index(stage)]
+    return (round_filters(block.out_channels, coefficients["w"]),
+            round_repeats(block.num_repeats, coefficients["d"]))
+""",
 }
 
 #: Assignment 2 answered wrongly everywhere: with checkers that always pass, 7 points.
@@ -556,6 +584,7 @@ A2_WRONG = {
     "stride2_paddings": "def stride2_paddings(image_size):\n    return []\n",
     "round_filters": "def round_filters(channels, width_coefficient, divisor=8):\n    return channels\n",
     "round_repeats": "def round_repeats(repeats, depth_coefficient):\n    return repeats\n",
+    "scaled_stage": "def scaled_stage(model_name, stage):\n    return (0, 0)\n",
 }
 
 #: A lookup table of the visible cases (and of the hidden cases of earlier versions).
@@ -612,7 +641,8 @@ def test_importing_the_reference_costs_its_tests_and_is_flagged(cheats):
     course, source, out = cheats
     assert lost(course, "import_mbconv", A1) == {
         "test_mbconv_shapes", "test_mbconv_params", "test_mbconv_outputs"}
-    assert lost(course, "import_round_filters", A2) == {"test_round_filters", "test_b4_stage6"}
+    # test_b4_stage6 lends scaled_stage the package's round_filters: that test is earned.
+    assert lost(course, "import_round_filters", A2) == {"test_round_filters"}
     for student, a, cell, what in (
         ("import_mbconv", A1, "mbconv", "MBConv from effnet_tutorial.blocks"),
         ("import_round_filters", A2, "round_filters", "round_filters from effnet_tutorial.scaling"),

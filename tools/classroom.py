@@ -379,7 +379,10 @@ def book_section(assignments=course.ASSIGNMENTS) -> str:
     """One section per assignment: goals, graded cells and how they are checked, rubrics, time."""
     exercises = chapter_exercises()
     out = []
-    for number, a in enumerate(assignments, 1):
+    for a in assignments:
+        # The number in the id (a6_speed_lab: 6): the course's numbering, with or without
+        # the assignments before it.
+        number = int(re.match(r"a(\d+)_", a.id).group(1))
         points = _plural(a.auto_points + a.manual_points, "point")
         if a.manual_points:
             points += f": {a.auto_points} autograded, {a.manual_points} graded by hand"

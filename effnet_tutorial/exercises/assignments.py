@@ -70,6 +70,7 @@ __all__ = [
     "check_scaled_macs",
     "check_stride2_function",
     "check_b4_stage6_functions",
+    "check_scaled_stage",
     "check_b3_from_factor",
     "check_flops_budget",
     "check_block_macs",
@@ -899,8 +900,9 @@ def _output_mistake(out: torch.Tensor, x: torch.Tensor, ref: MBConv, case: Case)
             ),
             (
                 symmetric.eval()(x.clone()),
-                "TF 'same' padding (asymmetric for stride 2), not PyTorch's k // 2: "
-                "ConvBNAct(..., padding='same')",
+                "with stride 2, TF 'same' padding puts the extra pixel of an odd total at the "
+                "END (bottom, right); yours puts it first, as PyTorch's symmetric k // 2 does in "
+                "effect: ConvBNAct(..., padding='same')",
             ),
         ]
     for candidate, hint in candidates[0 if ref.has_skip else 1 :]:
@@ -1169,6 +1171,56 @@ def check_b4_stage6_functions(round_filters_fn, round_repeats_fn) -> bool:
     channels = _call(round_filters_fn, stage6.out_channels, width)
     repeats = _call(round_repeats_fn, stage6.num_repeats, depth)
     return chapter05.check_b4_stage6(channels, repeats)
+
+
+@never_crashes
+@_first_problem
+@_lending(round_filters=round_filters, round_repeats=round_repeats)
+def check_scaled_stage(fn, cases=(("efficientnet-b4", 6),)) -> bool:
+    """``fn(model_name, stage)``: ``(channels, blocks)`` of stage ``stage`` (Table 1
+    numbering, 2-8) of ``model_name`` (B1-B7), scaled from B0's at that model's width and
+    depth coefficients (EfficientNet §3.3; the rounding rules of tensorflow/tpu), against
+    the package's configs; by default B4's stage 6 (chapter 5's exercise), or the given
+    (model_name, stage) pairs. The learner's function finds the package's
+    ``round_filters`` and ``round_repeats`` under those names while it runs: this test
+    checks which of B0's numbers and which coefficient go into them, ``test_round_filters``
+    and ``test_round_repeats`` the two functions.
+
+    Shape: fn (model_name, stage) -> (channels, blocks); -> bool.
+    """
+    _need_function(fn, "scaled_stage(model_name, stage)")
+    rows = [tuple(case) for case in cases]
+    b0 = get_model_config("efficientnet-b0")
+    for name, number in rows:
+        scaled = get_model_config(name).stage(number)
+        expected = (scaled.out_channels, scaled.num_repeats)
+        got = _call(fn, name, number)
+        what = f"scaled_stage({name!r}, {number})"
+        pair = _as_pair(got)
+        if pair is None:
+            raise _NotYet(what, "return a tuple (channels, blocks) of two ints", expected, got)
+        if pair == expected:
+            continue
+        width, depth, *_ = V1_COEFFICIENTS[name]
+        base = b0.stage(number)
+        neighbours = [n for n in (number - 1, number + 1) if n in b0.stage_numbers]
+        if pair == (round_filters(base.out_channels, depth), round_repeats(base.num_repeats, width)):
+            hint = ("V1_COEFFICIENTS[name] is (width, depth, resolution, dropout): the width "
+                    "scales the channels, the depth the blocks")
+        elif pair == (base.out_channels, base.num_repeats):
+            hint = "that is B0's stage: scale it with the model's coefficients"
+        elif pair[0] == round_filters(base.in_channels, width) != expected[0]:
+            hint = "a stage's channels are its OUTPUT channels (out_channels), not its input"
+        elif any(pair == (round_filters(b0.stage(n).out_channels, width),
+                          round_repeats(b0.stage(n).num_repeats, depth)) for n in neighbours):
+            hint = ("that is a neighbouring stage: stages are numbered as in Table 1 of the "
+                    "paper, 1 the stem, 2-8 the MBConv stages")
+        else:
+            hint = ("round_filters(B0's output channels, width) and round_repeats(B0's blocks, "
+                    "depth), with (width, depth, ...) = V1_COEFFICIENTS[model_name]")
+        raise _NotYet(what, hint, expected, pair)
+    return report(True, f"scaled_stage on {len(rows)} stage(s) of "
+                        f"{', '.join(sorted({n[-2:].upper() for n, _ in rows}))}")
 
 
 # ======================================================================================
@@ -1670,6 +1722,9 @@ _DRAWS: dict[str, Callable[[random.Random], object]] = {
     "stride2_paddings": lambda rng: [rng.randint(33, 700) for _ in range(5)],
     "round_filters": lambda rng: [(rng.randint(1, 2048), _widths(rng)) for _ in range(60)],
     "round_repeats": lambda rng: [(rng.randint(1, 16), _widths(rng)) for _ in range(40)],
+    "scaled_stage": lambda rng: [
+        (f"efficientnet-b{rng.randint(1, 7)}", rng.randint(2, 8)) for _ in range(4)
+    ],
     "scale": lambda rng: [
         (round(rng.uniform(1.0, 2.6), 2), round(rng.uniform(1.0, 2.0), 2), rng.randint(160, 400))
         for _ in range(4)
