@@ -962,8 +962,9 @@ A6 = Assignment(
         Given(
             "import copy\nimport math\nimport statistics\n\nimport pandas as pd\nimport torch\n"
             "from torch import nn\n\nfrom effnet_tutorial import EfficientNet, get_model_config\n"
-            "from effnet_tutorial.deploy import fuse_for_inference, median_ratios, "
-            "time_interleaved\nfrom effnet_tutorial.exercises.speed_lab import BATCHES, LAYOUTS, "
+            "from effnet_tutorial.deploy import fuse_for_inference\n"
+            "from effnet_tutorial.measure import median_ratios, time_interleaved\n"
+            "from effnet_tutorial.exercises.speed_lab import BATCHES, LAYOUTS, "
             "VARIANTS, reference_of\n\ntorch.manual_seed(0)"
         ),
         Text(

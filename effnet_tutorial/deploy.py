@@ -33,7 +33,6 @@ from .blocks import MBConv
 from .layers import (ConvBNAct, DynamicSamePad2d, MemoryEfficientSwish, SqueezeExcite,
                      StaticSamePad2d, Swish, same_padding)
 # Timing lives in .measure; benchmarks/*.py still import these two names from here.
-from .measure import median_ratios, time_interleaved  # noqa: F401
 
 __all__ = ["SWISH_KINDS", "replace_swish", "fold_batchnorm", "fuse_for_inference",
            "InferenceModel", "KernelPaddedConv2d", "export_onnx", "onnx_session", "OnnxExportError",

@@ -3,7 +3,8 @@ numbers precomputed here.
 
 :func:`explorer_html` returns one self-contained fragment (inline CSS, JS and data; no CDN,
 no other file) with range inputs for φ, α, β and γ and a table switch (the pure formula, the
-published B0–B7 or Lite0–Lite4), the numbers panel and a plot. Every number it shows was computed by the package for the sliders' grid
+published B0–B7 or Lite0–Lite4), the numbers panel and a plot. Every number it shows was
+computed by the package for the sliders' grid
 (:data:`effnet_tutorial.explore.SLIDERS`: 29 x 9 x 7 x 9 points) and embedded in the page;
 the script only looks them up and formats them the way
 :meth:`~effnet_tutorial.explore.Exploration.display_values` does, so the page shows, to

@@ -31,7 +31,8 @@ import pytest
 import torch
 from torch import nn
 
-from effnet_tutorial.deploy import fold_batchnorm, time_interleaved
+from effnet_tutorial.deploy import fold_batchnorm
+from effnet_tutorial.measure import time_interleaved
 from effnet_tutorial.exercises import speed_lab as lab
 from effnet_tutorial.exercises.assignments import NOT_ALLOWED
 
@@ -179,7 +180,7 @@ def solution_table(times):
 
     import pandas as pd
 
-    from effnet_tutorial.deploy import median_ratios
+    from effnet_tutorial.measure import median_ratios
 
     ms = {n: 1e3 * statistics.median(times[n]) / b for n, (_, b, _) in lab.VARIANTS.items()}
     speed = {n: b / median_ratios(times, lab.reference_of(n))[n] for n, (_, b, _) in lab.VARIANTS.items()}

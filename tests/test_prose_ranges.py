@@ -560,3 +560,37 @@ CLAIMS += [
     Claim(V2, r"stages 5 and 6 \((?P<lo>[\d.]+)–(?P<hi>[\d.]+) times as long\)",
           _blocks("stage 5, later block", "stage 6, later block")),
 ]
+
+
+# --------------------------------------------------------------------------------------
+# 5 Latency and memory: benchmarks/bench_inference.py --eager-latency
+# --------------------------------------------------------------------------------------
+def _eager(batch: int) -> dict:
+    return section("bench_inference", "cpu, eager latency (chapter 5), 1 threads")["timings"][
+        f"batch {batch}"]["entries"]
+
+
+def _batching(model: str) -> Callable[[], list[float]]:
+    """Images per second at batch 8 over those at batch 1 (medians)."""
+    return lambda: [(8 / _eager(8)[model]["median_ms"]) / (1 / _eager(1)[model]["median_ms"])]
+
+
+def _eager_memory(a: str, b: str) -> Callable[[], list[float]]:
+    def get():
+        m = section("bench_inference", "cpu, eager latency (chapter 5), 1 threads")["memory_mib"]
+        return [m[a] / m[b]]
+    return get
+
+
+B5 = "05_b0_to_b7"
+CLAIMS += [
+    Claim(B5, r"B4 needed (?P<lo>[\d.]+)–(?P<hi>[\d.]+) times ResNet-50's latency at batch 1",
+          lambda: quartiles(_eager(1)["efficientnet-b4"]["time_ratio"])),
+    Claim(B5, r"B0 and B2 got through (?P<lo>[\d.]+)(?P<hi>) and", _batching("efficientnet-b0")),
+    Claim(B5, r"B0 and B2 got through [\d.]+ and (?P<lo>[\d.]+)(?P<hi>) times", _batching("efficientnet-b2")),
+    Claim(B5, r"and ResNet-50 (?P<lo>[\d.]+)(?P<hi>) times \(the medians", _batching("resnet50")),
+    Claim(B5, r"B0 needed (?P<lo>[\d.]+)(?P<hi>) times as much at batch 8 as at batch 1",
+          _eager_memory("efficientnet-b0, batch 8", "efficientnet-b0, batch 1")),
+    Claim(B5, r"B4 needed (?P<lo>[\d.]+)(?P<hi>) times ResNet-50's peak",
+          _eager_memory("efficientnet-b4, batch 1", "resnet50, batch 1")),
+]

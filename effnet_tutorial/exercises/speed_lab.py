@@ -12,10 +12,10 @@ package's own :func:`~effnet_tutorial.deploy.fold_batchnorm`, and PyTorch's
 ``torch.nn.utils.fusion`` that does the same, are refused (``Not yet: not allowed: ...``).
 
 Timings are the machine's, so they are not graded for their values: the checkers test
-that they are the result of :func:`~effnet_tutorial.deploy.time_interleaved` (a dict of
+that they are the result of :func:`~effnet_tutorial.measure.time_interleaved` (a dict of
 equal-length lists of seconds, one entry per round, for every variant) and that the
 learner's table is computed from them (per image, round by round with
-:func:`~effnet_tutorial.deploy.median_ratios`). The explanation is graded by hand.
+:func:`~effnet_tutorial.measure.median_ratios`). The explanation is graded by hand.
 
 The checkers follow the rules of :mod:`effnet_tutorial.exercises.assignments`: one
 verdict with a hint, ``True`` or ``False``, never an exception.
@@ -41,7 +41,8 @@ from torch import nn
 from torch.nn.utils import fusion
 
 from ..config import get_model_config
-from ..deploy import fold_batchnorm, median_ratios
+from ..deploy import fold_batchnorm
+from ..measure import median_ratios
 from ._common import is_number, never_crashes, report
 from .assignments import (
     SEED_VARIABLE,
@@ -395,7 +396,7 @@ def _times_problem(times, variants: tuple[str, ...], min_rounds: int,
 @_first_problem
 def check_interleaved_times(times, variants: tuple[str, ...] = tuple(VARIANTS),
                             min_rounds: int = 3) -> bool:
-    """``times``: what :func:`~effnet_tutorial.deploy.time_interleaved` returns when it
+    """``times``: what :func:`~effnet_tutorial.measure.time_interleaved` returns when it
     times every variant of the lab (``{name: [seconds of each round]}``): every variant,
     one time per round for each, at least ``min_rounds`` rounds, each a plausible
     duration measured by the clock (not typed in). The values themselves belong to the
@@ -441,7 +442,7 @@ def check_timing_table(table, times, variants: tuple[str, ...] = tuple(VARIANTS)
     ``times``: ``ms per image``, the median time of a call divided by the batch size, in
     milliseconds; ``speed-up per image``, how many times faster per image than the same
     block at batch 1 in NCHW (:func:`reference_of`), round by round:
-    batch / :func:`~effnet_tutorial.deploy.median_ratios` (either order of median and
+    batch / :func:`~effnet_tutorial.measure.median_ratios` (either order of median and
     reciprocal is accepted).
 
     Shape: (DataFrame, {variant: [seconds]}) -> bool.
