@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pytest
+import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -593,4 +594,24 @@ CLAIMS += [
           _eager_memory("efficientnet-b0, batch 8", "efficientnet-b0, batch 1")),
     Claim(B5, r"B4 needed (?P<lo>[\d.]+)(?P<hi>) times ResNet-50's peak",
           _eager_memory("efficientnet-b4, batch 1", "resnet50, batch 1")),
+]
+
+
+def _fused_over_mbconv_params() -> list[float]:
+    """Parameters of Fused-MBConv over MBConv for the blocks of chapter 6's table (the
+    settings stored with bench_blocks' results), counted on the meta device."""
+    from effnet_tutorial import count_params
+    from effnet_tutorial.blocks import FusedMBConv, MBConv
+    ratios = []
+    for s in results("bench_blocks")["sections"].values():
+        c = s["results"]["settings"]
+        with torch.device("meta"):
+            mb = MBConv(c["in"], c["out"], 3, c["stride"], c["expand"], se_ratio=None)
+            fu = FusedMBConv(c["in"], c["out"], 3, c["stride"], c["expand"])
+        ratios.append(count_params(fu) / count_params(mb))
+    return ratios
+
+
+CLAIMS += [
+    Claim(V2, r"and (?P<lo>[\d.]+)–(?P<hi>[\d.]+) times the parameters everywhere", _fused_over_mbconv_params),
 ]
