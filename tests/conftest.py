@@ -1,6 +1,11 @@
 """Fixtures shared by several test files. Helpers that chapters use too live in the package
 (randomised BatchNorm statistics: ``effnet_tutorial.weights.randomise_batchnorm``)."""
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,3 +36,20 @@ def conv_output_sizes():
         return model, sizes
 
     return conv_sizes
+
+
+def project_wheel(folder: Path) -> Path:
+    """A wheel of the project as pip would install it, built offline from a copy of the
+    sources in ``folder`` (a build leaves files next to the sources it builds)."""
+    root = Path(__file__).resolve().parents[1]
+    project = folder / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, project / name)
+    shutil.copytree(root / "effnet_tutorial", project / "effnet_tutorial",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", "-w", str(folder / "dist"), str(project)], check=True,
+                   capture_output=True)
+    wheel, = (folder / "dist").glob("effnet_tutorial-*.whl")
+    return wheel

@@ -38,6 +38,7 @@ from effnet_tutorial.exercises.assignments import NOT_ALLOWED
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import project_wheel  # noqa: E402
 from test_classroom import (  # noqa: E402
     BY_ID,
     IDS,
@@ -393,17 +394,7 @@ def test_released_notebooks_run_their_visible_tests_in_a_fresh_colab_like_venv(t
     subprocess.run(pip + ["torch==2.14.1", "torchvision==0.29.1", "ipykernel", "nbclient"],
                    check=True, env=env, capture_output=True, timeout=1800)
     t_runtime = time.perf_counter() - t0
-    # The wheel the set-up cell installs (EFFNET_TUTORIAL_SOURCE), built offline from a copy.
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "effnet_tutorial", project / "effnet_tutorial",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-w", str(tmp_path / "dist"), str(project)], check=True,
-                   capture_output=True)
-    wheel, = (tmp_path / "dist").glob("effnet_tutorial-*.whl")
+    wheel = project_wheel(tmp_path)   # what the set-up cell installs (EFFNET_TUTORIAL_SOURCE)
     fake = tmp_path / "fake"                       # a stand-in google.colab module
     (fake / "google").mkdir(parents=True)
     (fake / "google" / "__init__.py").write_text("")

@@ -7,7 +7,6 @@ Colab that cannot install (no network, or the repository not published).
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import venv
@@ -17,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+from conftest import project_wheel  # noqa: E402
 from sync_setup_cell import setup_cell_source  # noqa: E402
 
 
@@ -50,16 +50,7 @@ def test_outside_colab_it_says_how_to_install(bare_python, tmp_path):
 
 
 def test_in_colab_it_installs_the_package(bare_python, tmp_path):
-    # A wheel of the project, built offline from a copy (the build leaves files next to the sources).
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "effnet_tutorial", project / "effnet_tutorial",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-w", str(tmp_path / "dist"), str(project)], check=True, capture_output=True)
-    wheel, = (tmp_path / "dist").glob("effnet_tutorial-*.whl")
+    wheel = project_wheel(tmp_path)
     out = run_cell(bare_python, tmp_path, colab=True, source=str(wheel))
     assert out.returncode == 0, out.stderr
     found = subprocess.run([str(bare_python), "-c", "import importlib.util as u; "
