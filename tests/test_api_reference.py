@@ -1,7 +1,7 @@
 """The API reference of the built book (book/api, Sphinx autodoc): every public name has its entry.
 
-A public module is every module of the package except ``exercises.assignments`` (the
-instructors' course material) and private ones (a leading underscore). Each name in a
+A public module is every module of the package except ``exercises.assignments`` and
+``exercises.training_project`` (the instructors' course material) and private ones (a leading underscore). Each name in a
 public module's ``__all__`` must appear as an anchor ``id="<module>.<name>"`` in the built
 reference, or, for a name the module re-exports, under the module that defines it. Needs
 ``make book`` first (as tests/test_book_html.py does).
@@ -18,6 +18,7 @@ import effnet_tutorial
 from test_book_html import html_dir
 
 EXCLUDED = {"effnet_tutorial.exercises.assignments"}
+EXCLUDED.add("effnet_tutorial.exercises.training_project")   # assignment 5: course material too
 
 
 def public_modules() -> list[str]:
