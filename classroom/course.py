@@ -836,6 +836,7 @@ def _a5_model_answer() -> str:
     share = {d: f"{count_flops(c) / limit:.0%}" for d, c in got.items()}
     depth, width, size = got["depth"], got["width"], got["resolution"]
     comp = got["compound"]
+    jump = count_flops(size.with_options(resolution=size.resolution + 1)) / base
     phi = math.log(comp.depth_coefficient / BASE.depth_coefficient) / math.log(
         compound_coefficients(1)["depth"])
     return (
@@ -849,8 +850,9 @@ def _a5_model_answer() -> str:
         "shares differ because every direction moves in steps: blocks are whole "
         "(`round_repeats` rounds up), channels are multiples of 8 (`round_filters`), and the "
         "feature maps' sides are rounded up at each stride-2 layer, so the cost of resolution "
-        "jumps wherever the last maps grow (from 32 to 34 pixels they go from 1x1 to 2x2). Depth "
-        "is cheap here: the blocks it adds mostly work on maps of 1x1 or 2x2 pixels.\n\n"
+        f"jumps wherever the last maps grow: {size.resolution + 1} pixels would cost {jump:.1f} "
+        "times the base. Depth is cheap here: the blocks it adds mostly work on maps of 1x1 or "
+        "2x2 pixels.\n\n"
         "**Accuracy against Fig. 3.** The answer quotes the table: the base's validation "
         "accuracy and each direction's, and says which single dimension helped most per "
         "multiply-add. On 8x8 digits, resolution adds no information (the images are only "
@@ -877,7 +879,7 @@ def run(config, seed=0):
     start = time.perf_counter()
     model = train_model(config, train, seed)
     seconds = time.perf_counter() - start
-    accuracy = evaluate(model, val, config.resolution, *channel_stats(train))
+    accuracy = evaluate(model.cpu(), val, config.resolution, *channel_stats(train))
     return {"depth x": config.depth_coefficient / BASE.depth_coefficient,
             "width x": config.width_coefficient / BASE.width_coefficient,
             "pixels": config.resolution,
@@ -933,6 +935,8 @@ A5 = Assignment(
             "from effnet_tutorial.exercises.training_project import (BASE, BASE_RESOLUTION, "
             "BUDGET, BUDGET_FLOOR,\n"
             "                                                        DIRECTIONS, REFERENCE_RECIPE)\n\n"
+            "# One CPU thread, as in chapter 7: the fastest for models this small, and the\n"
+            "# same results on machines with more cores.\ntorch.set_num_threads(1)\n"
             "train, val = load_digits(seed=0)   # chapter 7's public split: 1,437 and 360 digits\n"
             'print(f"base: {count_flops(BASE):,} multiply-adds, {count_params(BASE):,} parameters '
             'at {BASE_RESOLUTION} pixels; "\n'

@@ -57,7 +57,7 @@ def test_a_correct_scaling_passes_at_the_budget_and_at_hidden_budgets(capsys):
 
 @pytest.mark.parametrize("mistake, hint", [
     (lambda d, b: grid_scale(d, 2 * b), "over the budget"),
-    (lambda d, b: grid_scale(d, b / 2), "use at least 80% of it"),
+    (lambda d, b: grid_scale(d, 0.6 * b), "use at least 80% of it"),
     (lambda d, b: grid_scale("compound", b) if d == "depth" else grid_scale(d, b), "changes width and resolution too"),
     (lambda d, b: grid_scale(d, b).with_options(num_classes=1000), "changed: num_classes"),
     (lambda d, b: a5.BASE, "does not scale depth up"),
