@@ -975,7 +975,7 @@ A5 = Assignment(
             "            c = compound_coefficients(x, base_resolution=BASE_RESOLUTION)\n"
             '            d, w, r = c["depth"], c["width"], round(c["resolution"])\n'
             "        else:\n"
-            '            d, w, r = (x, 1.0) if direction == "depth" else (1.0, x)\n'
+            '            d, w = (x, 1.0) if direction == "depth" else (1.0, x)\n'
             "            r = BASE_RESOLUTION\n"
             "        return BASE.with_options(depth_coefficient=BASE.depth_coefficient * d,\n"
             "                                 width_coefficient=BASE.width_coefficient * w,\n"

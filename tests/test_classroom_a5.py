@@ -153,6 +153,17 @@ def test_a_train_model_that_loads_the_data_set_is_refused(capsys):
     assert "Not yet: not allowed:" in out and "load_digits" in out and "held-out digits" in out
 
 
+def test_a_replaced_evaluate_or_fit_is_refused(capsys, monkeypatch):
+    """A notebook that replaced the package's evaluate (to report any accuracy) or fit (to
+    weaken the reference run), in a way the scan of its cells does not see."""
+    import effnet_tutorial.train as train
+
+    monkeypatch.setattr(train, "evaluate", lambda *args, **kwargs: 1.0)
+    assert not a5.check_final_model(grid_scale("width", a5.BUDGET), untrained)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Not yet: not allowed: effnet_tutorial.train.evaluate is no longer the package's own" in out
+
+
 def test_the_tolerance_covers_the_seed_to_seed_spread_of_the_reference_run():
     """TOLERANCE is a design choice; this measures the spread it must cover: the reference
     run on one held-out split with five training seeds. Two independent runs differ with

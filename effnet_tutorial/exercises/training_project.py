@@ -39,6 +39,7 @@ import inspect
 import math
 import os
 import random
+import sys
 from typing import Callable
 
 import torch
@@ -311,6 +312,36 @@ def digits_task(split: dict | None = None) -> tuple[ImageData, ImageData]:
 # ======================================================================================
 # Training: the reference run, and the learner's model
 # ======================================================================================
+#: The package's code that the final test trains and measures with. The test cells load
+#: this module afresh, but not these: a notebook that replaced one of them (in a way the
+#: static scan of its cells did not see) could change the reference run or the measurement.
+_GENUINE = {
+    "effnet_tutorial.train": ("fit", "evaluate", "predict", "train_epoch", "lr_schedule",
+                              "epoch_plan", "scaled_lr", "preprocess", "resize", "normalize",
+                              "EfficientNet"),
+    "effnet_tutorial.data": ("preprocess", "resize", "normalize", "channel_stats", "load_digits"),
+    "effnet_tutorial.inspection": ("count_flops",),
+    "effnet_tutorial.model": ("EfficientNet",),
+}
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _need_genuine() -> None:
+    """The final test's tools are the package's own: their code lives in the package's files."""
+    for module_name, names in _GENUINE.items():
+        module = sys.modules.get(module_name)
+        for name in names:
+            obj = getattr(module, name, None)
+            target = getattr(obj, "forward", None) if isinstance(obj, type) else obj
+            code = getattr(inspect.unwrap(target), "__code__", None) if callable(target) else None
+            if code is None or not os.path.abspath(code.co_filename).startswith(_PACKAGE):
+                raise _NotYet(f"{_checkers.NOT_ALLOWED}{module_name}.{name} is no longer the "
+                              "package's own: the notebook replaced it",
+                              "the final test trains and measures with the package's code; leave "
+                              "it as it is. The test scores 0 and your submission is flagged for "
+                              "your instructor")
+
+
 def _reference_train(config: ModelConfig, train_set: ImageData, seed: int) -> nn.Module:
     """``config`` trained on ``train_set`` with the package's ``fit`` and
     :data:`REFERENCE_RECIPE`, at ``config.resolution``."""
@@ -409,8 +440,10 @@ def check_final_model(config, train_model, budget: float = BUDGET, split: dict |
     _need_config(config, "the final config")
     _budget_problem(config, budget, None, "the final config")
     _need_function(train_model, "train_model(config, train_set, seed)")
+    _need_genuine()
     train_set, test_set = digits_task(split)
     model = _trained(train_model, config, train_set, seed)
+    _need_genuine()   # train_model may have replaced them too
     size = config.resolution
     try:
         model = model.cpu()   # trained on a GPU, perhaps: the grader measures on the CPU
