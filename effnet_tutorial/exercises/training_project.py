@@ -256,7 +256,8 @@ def check_compound(fn, budget: float = BUDGET) -> bool:
 @_first_problem
 def check_final_budget(config, budget: float = BUDGET) -> bool:
     """The final model's config: BASE with other depth, width and resolution, within
-    ``budget`` times BASE's multiply-adds (counted with ``count_flops``).
+    ``budget`` times BASE's multiply-adds (counted with ``count_flops``, the paper's
+    "FLOPS" of §3.3).
 
     Shape: ModelConfig -> bool.
     """
@@ -368,7 +369,8 @@ def reference_run(train_set: ImageData, test_set: ImageData, seed: int = 0,
                   budget: float = BUDGET) -> float:
     """The accuracy on ``test_set`` of the reference model of the budget (BASE scaled by
     the compound rule to the largest phi that fits ``budget``) trained on ``train_set``
-    with :data:`REFERENCE_RECIPE` and ``seed``: what the final test compares with.
+    with :data:`REFERENCE_RECIPE` and ``seed``: what the final test compares with (compound
+    scaling: EfficientNet §3.3, Eq. 3, with the alpha, beta, gamma of §4).
 
     Shape: -> float in [0, 1].
     """
