@@ -1,10 +1,11 @@
 """The API reference of the built book (book/api, Sphinx autodoc): every public name has its entry.
 
 A public module is every module of the package except ``exercises.assignments`` and
-``exercises.training_project`` (the instructors' course material) and private ones (a leading underscore). Each name in a
-public module's ``__all__`` must appear as an anchor ``id="<module>.<name>"`` in the built
-reference, or, for a name the module re-exports, under the module that defines it. Needs
-``make book`` first (as tests/test_book_html.py does).
+``exercises.training_project`` (the instructors' course material) and private ones (a
+leading underscore). Each name in a public module's ``__all__`` must appear as an anchor
+``id="<module>.<name>"`` in the built reference, or, for a name the module re-exports,
+under the module that defines it. Needs ``make book`` first (as tests/test_book_html.py
+does).
 """
 from __future__ import annotations
 
