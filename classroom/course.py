@@ -34,8 +34,18 @@ from effnet_tutorial.exercises.assignments import (
     _counts,
     fused_b0_config,
 )
+from effnet_tutorial.exercises.training_project import (
+    BASE,
+    BASE_RESOLUTION,
+    BUDGET_FLOOR as A5_FLOOR,
+    HELD_OUT_FRACTION,
+    TOLERANCE,
+    _reference_scaling,
+)
+from effnet_tutorial.exercises.training_project import BUDGET as A5_BUDGET
+from effnet_tutorial.inspection import count_flops
 from effnet_tutorial.layers import SqueezeExcite, same_padding
-from effnet_tutorial.scaling import round_filters, round_repeats
+from effnet_tutorial.scaling import compound_coefficients, round_filters, round_repeats
 
 
 # ======================================================================================
@@ -838,6 +848,328 @@ A4 = Assignment(
     ),
 )
 
+def _a5_model_answer() -> str:
+    """A model answer for assignment 5. Its multiply-adds are counted from the package; its
+    accuracies cannot be (they come from training), so it says how a full answer uses the
+    table of the notebook, which the instructors' version shows executed."""
+    base = count_flops(BASE)
+    limit = A5_BUDGET * base
+    got = {d: _reference_scaling(d, A5_BUDGET) for d in ("depth", "width", "resolution", "compound")}
+    share = {d: f"{count_flops(c) / limit:.0%}" for d, c in got.items()}
+    depth, width, size = got["depth"], got["width"], got["resolution"]
+    comp = got["compound"]
+    jump = count_flops(size.with_options(resolution=size.resolution + 1)) / base
+    phi = math.log(comp.depth_coefficient / BASE.depth_coefficient) / math.log(
+        compound_coefficients(1)["depth"])
+    return (
+        f"**Costs.** The budget is {A5_BUDGET:g} times the base's {base:,} multiply-adds. Depth "
+        f"alone reaches it at a depth coefficient of {depth.depth_coefficient:.2f} "
+        f"({depth.num_blocks} blocks instead of {BASE.num_blocks}; {share['depth']} of the "
+        f"budget), width alone at {width.width_coefficient:.3f} ({share['width']}), resolution "
+        f"alone at {size.resolution} pixels ({share['resolution']}), and the compound rule at "
+        f"$\\phi = {phi:.2f}$: depth {comp.depth_coefficient:.3f}, width "
+        f"{comp.width_coefficient:.3f}, {comp.resolution} pixels ({share['compound']}). The "
+        "shares differ because every direction moves in steps: blocks are whole "
+        "(`round_repeats` rounds up), channels are multiples of 8 (`round_filters`), and the "
+        "feature maps' sides are rounded up at each stride-2 layer, so the cost of resolution "
+        f"jumps wherever the last maps grow: {size.resolution + 1} pixels would cost {jump:.1f} "
+        "times the base. Depth is cheap here: the blocks it adds mostly work on maps of 1x1 or "
+        "2x2 pixels.\n\n"
+        "**Accuracy against Fig. 3.** The answer quotes the table: the base's validation "
+        "accuracy and each direction's, and says which single dimension helped most per "
+        "multiply-add. On 8x8 digits, resolution adds no information (the images are only "
+        "upsampled): it helps by giving the late stages larger maps to work on, not more "
+        "detail. A single dimension is a single point per direction here; the paper's "
+        "saturation (Fig. 3) would show as a smaller gain from the base to the budget than its "
+        "cost suggests, which the answer checks with a second budget if it ran one.\n\n"
+        "**Compound against Fig. 4.** The paper finds that at equal FLOPs, width scaling gains "
+        "more when depth and resolution grow too (Fig. 4, Observation 2 of §3.3). The answer "
+        "says whether compound scaling is the most accurate of the four at the same cost in "
+        "its table, and why it may not be at this scale: a small, nearly solved data set, "
+        "images without extra detail at higher resolution, and short training.\n\n"
+        "**Noise.** The differences are compared with the spread between two training seeds "
+        "of the same model (the answer ran one, or cites the final test's tolerance, which "
+        "the course measured): a difference within that spread is not a finding. Being "
+        "within the tolerance of the reference run on the held-out split says the recipe "
+        "trains as well as the package's, not that one direction is better."
+    )
+
+
+_A5_RUN = '''\
+def run(config, seed=0):
+    """Train `config` with your train_model on `train` and measure it on `val`."""
+    start = time.perf_counter()
+    model = train_model(config, train, seed)
+    seconds = time.perf_counter() - start
+    accuracy = evaluate(model.cpu(), val, config.resolution, *channel_stats(train))
+    return {"depth x": config.depth_coefficient / BASE.depth_coefficient,
+            "width x": config.width_coefficient / BASE.width_coefficient,
+            "pixels": config.resolution,
+            "multiply-adds (k)": count_flops(config) / 1e3,
+            "parameters (k)": count_params(config) / 1e3,
+            "val accuracy (%)": 100 * accuracy,
+            "train seconds": seconds}
+
+
+configs = {direction: scale_to_budget(direction, BUDGET) for direction in DIRECTIONS}
+results = {}'''
+
+A5 = Assignment(
+    id="a5_training_project",
+    title="A training project: spend a multiply-add budget four ways",
+    minutes=600,
+    goals=(
+        "Scale a tiny EfficientNet to a fixed multiply-add budget along depth, width or "
+        "resolution alone, and with the compound rule {cite:p}`tan2019efficientnet` (§3.3, "
+        "Eq. 3), counting every candidate.",
+        "Write a training recipe, train the four models on an offline data set "
+        "{cite:p}`alpaydin1998optdigits` and compare their accuracy at equal cost.",
+        "Relate the result to the paper's Figures 3 and 4, and judge it against the noise "
+        "of training.",
+        "Hand in a model that reaches the reference run's accuracy on digits it never saw.",
+    ),
+    cells=(
+        Text(lambda: (
+            "# Assignment 5: a training project\n\n"
+            "EfficientNet's paper scaled a baseline one dimension at a time and found that "
+            "accuracy saturates (Fig. 3 of {cite:p}`tan2019efficientnet`), then showed that at "
+            "equal FLOPs, widening pays more when depth and resolution grow too (Fig. 4, §3.3), "
+            "which led to the compound rule. You repeat the argument at a scale that trains in "
+            "seconds: a tiny EfficientNet on scikit-learn's 8x8 digits "
+            "{cite:p}`alpaydin1998optdigits`, with a budget of "
+            f"{A5_BUDGET:g} times its multiply-adds, spent four ways. 11 points: 7 autograded, "
+            "4 graded by hand; a week of work, most of it experimenting and writing.\n\n"
+            "**How it is graded.** The grader runs your notebook from the top, on a CPU, with a "
+            "limit of 300 s for the whole notebook (120 s per cell): keep each training under "
+            "about 15 s on two CPU cores, and leave extra experiments out of the notebook you "
+            "hand in (or behind `if False:`). The final test trains your final model again, "
+            "with your `train_model`, on digits held out by your instructor's secret seed, "
+            "turned and relabelled so that the public data set does not help, and compares its "
+            "accuracy with the reference run's. You hand in the model as its config and the "
+            "function that trains it; weights saved in a file are not graded.\n\n" + HOW_TO_WORK
+        )),
+        Setup(),
+        Given(
+            "import time\n\nimport matplotlib.pyplot as plt\nimport pandas as pd\nimport torch\n\n"
+            "from effnet_tutorial import EfficientNet, compound_coefficients, count_flops, "
+            "count_params\nfrom effnet_tutorial.data import channel_stats, load_digits\n"
+            "from effnet_tutorial.train import epoch_plan, evaluate, fit, scaled_lr\n"
+            "from effnet_tutorial.exercises.training_project import (BASE, BASE_RESOLUTION, "
+            "BUDGET, BUDGET_FLOOR,\n"
+            "                                                        DIRECTIONS, REFERENCE_RECIPE)\n\n"
+            "# One CPU thread, as in chapter 7: the fastest for models this small, and the\n"
+            "# same results on machines with more cores.\ntorch.set_num_threads(1)\n"
+            "train, val = load_digits(seed=0)   # chapter 7's public split: 1,437 and 360 digits\n"
+            'print(f"base: {count_flops(BASE):,} multiply-adds, {count_params(BASE):,} parameters '
+            'at {BASE_RESOLUTION} pixels; "\n'
+            '      f"budget: {BUDGET:g} x {count_flops(BASE):,} = {BUDGET * count_flops(BASE):,.0f}")'
+        ),
+        Text(lambda: (
+            "## 1. Spend the budget four ways (3 points)\n\n"
+            "`BASE` is chapter 7's model (B0's table with depth and width coefficients 0.25) at "
+            f"{BASE_RESOLUTION} pixels, one input channel and ten classes. Write "
+            "`scale_to_budget(direction, budget)`: the largest model along `direction` whose "
+            "multiply-adds (`count_flops(config)`) are at most `budget` times BASE's, as a "
+            "config `BASE.with_options(depth_coefficient=..., width_coefficient=..., "
+            "resolution=...)`:\n\n"
+            "- `\"depth\"`, `\"width\"`, `\"resolution\"`: that dimension alone, the others as "
+            "in BASE (the three panels of Fig. 3 of the paper);\n"
+            "- `\"compound\"`: all three from one $\\phi$, BASE's depth and width coefficients "
+            "times $\\alpha^\\phi$ and $\\beta^\\phi$ and its image size times "
+            "$\\gamma^\\phi$ in whole pixels (Eq. 3, with the $\\alpha, \\beta, \\gamma$ of "
+            "§4).\n\n"
+            f"Each must use at least `BUDGET_FLOOR` = {A5_FLOOR:.0%} of the budget. The cost "
+            "moves in steps (rounding of blocks, channels and feature maps), so search: count "
+            "each candidate. Chapter 1 asks what $\\phi$ costs:"
+        )),
+        FromChapter("ch1-ex1"),
+        Solution(
+            "scale_to_budget",
+            "def scale_to_budget(direction, budget):\n"
+            '    """BASE scaled along `direction` to the largest model within `budget` x its '
+            'multiply-adds."""\n'
+            "    ### BEGIN SOLUTION\n"
+            "    limit = budget * count_flops(BASE)\n\n"
+            "    def config(x):   # x: a factor, pixels, or phi\n"
+            '        if direction == "resolution":\n'
+            "            return BASE.with_options(resolution=int(x))\n"
+            '        if direction == "compound":\n'
+            "            c = compound_coefficients(x, base_resolution=BASE_RESOLUTION)\n"
+            '            d, w, r = c["depth"], c["width"], round(c["resolution"])\n'
+            "        else:\n"
+            '            d, w = (x, 1.0) if direction == "depth" else (1.0, x)\n'
+            "            r = BASE_RESOLUTION\n"
+            "        return BASE.with_options(depth_coefficient=BASE.depth_coefficient * d,\n"
+            "                                 width_coefficient=BASE.width_coefficient * w,\n"
+            "                                 resolution=r)\n\n"
+            '    if direction == "resolution":   # whole pixels: walk up while it fits\n'
+            "        r = BASE_RESOLUTION\n"
+            "        while count_flops(config(r + 1)) <= limit:\n"
+            "            r += 1\n"
+            "        return config(r)\n"
+            '    low = 0.0 if direction == "compound" else 1.0   # fits; `high` does not\n'
+            "    high = low + 1.0\n"
+            "    while count_flops(config(high)) <= limit:\n"
+            "        low, high = high, high * 2\n"
+            "    for _ in range(30):   # the cost grows with x: bisect the last step\n"
+            "        mid = (low + high) / 2\n"
+            "        if count_flops(config(mid)) <= limit:\n"
+            "            low = mid\n"
+            "        else:\n"
+            "            high = mid\n"
+            "    return config(low)\n"
+            "    ### END SOLUTION",
+        ),
+        Test(
+            "test_single_dimension",
+            2,
+            f"depth, width and resolution alone: {A5_FLOOR * 100:.0f}-100 % of the budget, one "
+            "dimension each",
+            "from effnet_tutorial.exercises.training_project import check_single_dimension\n\n"
+            "assert check_single_dimension(scale_to_budget)",
+            hidden="from effnet_tutorial.exercises.training_project import hidden_cases\n\n"
+            'for budget in hidden_cases("budgets"):\n'
+            "    assert check_single_dimension(scale_to_budget, budget)",
+        ),
+        Test(
+            "test_compound",
+            1,
+            f"compound scaling: one $\\phi$ for all three, {A5_FLOOR * 100:.0f}-100 % of the budget",
+            "from effnet_tutorial.exercises.training_project import check_compound\n\n"
+            "assert check_compound(scale_to_budget)",
+            hidden="from effnet_tutorial.exercises.training_project import hidden_cases\n\n"
+            'for budget in hidden_cases("budgets"):\n'
+            "    assert check_compound(scale_to_budget, budget)",
+        ),
+        Text(
+            "## 2. A training recipe\n\n"
+            "Write `train_model(config, train_set, seed)`: build `EfficientNet(config)`, train it "
+            "on `train_set` (an `ImageData` of 8x8 digits) with the seed `seed`, and return the "
+            "trained model. Train it at `config.resolution` pixels and on inputs prepared as "
+            "the package's `evaluate` prepares them (resized, then normalised with "
+            "`channel_stats(train_set)`); the package's `fit` does both, or write your own loop. "
+            "Train on `train_set` only: the final test calls `train_model` with digits that "
+            "exclude its held-out ones, and refuses a `train_model` that loads a data set. "
+            "`REFERENCE_RECIPE` is how the reference run trains. The largest model of part 1 "
+            "should train in about 15 s or less on two CPU cores."
+        ),
+        Solution(
+            "train_model",
+            "def train_model(config, train_set, seed):\n"
+            '    """A model of `config`, trained on `train_set` from the seed `seed`."""\n'
+            "    ### BEGIN SOLUTION\n"
+            "    torch.manual_seed(seed)\n"
+            "    net = EfficientNet(config)\n"
+            "    mean, std = channel_stats(train_set)\n"
+            "    every_20th = train_set.subset(range(0, len(train_set), 20))   # fit logs its accuracy\n"
+            '    batch, epochs, lr_per_256 = 64, REFERENCE_RECIPE["epochs"], REFERENCE_RECIPE["lr"]\n'
+            "    plan = epoch_plan(epochs, config.resolution, dropout=config.dropout_rate)\n"
+            "    fit(net, train_set, every_20th, plan, batch_size=batch, lr=scaled_lr(lr_per_256, batch),\n"
+            "        mean=mean, std=std, seed=seed, progress=False, log=None)\n"
+            "    return net.eval()\n"
+            "    ### END SOLUTION",
+        ),
+        Text(
+            "## 3. The experiment\n\n"
+            "The cells below train the base model and the four models of the budget with your "
+            "`train_model`, on the public split `train`, and measure them on `val`; one model "
+            "per cell, so that each cell stays within the grader's time limit."
+        ),
+        Given(_A5_RUN),
+        Given('results["base"] = run(BASE)'),
+        *(Given(f'results["{d}"] = run(configs["{d}"])') for d in ("depth", "width", "resolution",
+                                                                   "compound")),
+        Given(
+            "table = pd.DataFrame(results).T.round(2)\n"
+            "fig, ax = plt.subplots(figsize=(6, 3.5))\n"
+            "for name, row in table.iterrows():\n"
+            '    ax.plot(row["multiply-adds (k)"], row["val accuracy (%)"], "o")\n'
+            '    ax.annotate(name, (row["multiply-adds (k)"], row["val accuracy (%)"]),\n'
+            '                textcoords="offset points", xytext=(5, -10))\n'
+            'ax.set_xlabel("multiply-adds per image (thousands)")\n'
+            'ax.set_ylabel("validation accuracy (%)")\n'
+            "plt.show()\n"
+            "table"
+        ),
+        Text(
+            "## 4. Your final model (4 points)\n\n"
+            "Choose `final_config`: any config made from BASE with `with_options` whose "
+            "multiply-adds fit the budget (one of the four, or your own balance). The final "
+            f"test trains it with your `train_model` on {1 - HELD_OUT_FRACTION:.0%} of the digits, "
+            f"chosen by your instructor's secret seed, and measures it on the other "
+            f"{HELD_OUT_FRACTION:.0%}; it passes when its accuracy is at most "
+            f"{TOLERANCE * 100:g} points below the reference run's (the compound model of the "
+            "budget, trained with `REFERENCE_RECIPE` on the same digits and seed). A model over "
+            "the budget scores 0 in both tests. The visible test does the same on the public "
+            "split."
+        ),
+        Solution(
+            "final_config",
+            "### BEGIN SOLUTION\n"
+            "# The most accurate of the four on the validation split (all four fit the budget).\n"
+            'best = max(DIRECTIONS, key=lambda d: results[d]["val accuracy (%)"])\n'
+            "final_config = configs[best]\n"
+            'print(f"final: {best}")\n'
+            "### END SOLUTION",
+        ),
+        Test(
+            "test_final_budget",
+            1,
+            "the final config fits the budget",
+            "from effnet_tutorial.exercises.training_project import check_final_budget\n\n"
+            "assert check_final_budget(final_config)",
+        ),
+        Test(
+            "test_final_model",
+            3,
+            f"held-out accuracy of the final model, retrained with `train_model`: at most "
+            f"{TOLERANCE * 100:g} points below the reference run",
+            "from effnet_tutorial.exercises.training_project import check_final_model\n\n"
+            "assert check_final_model(final_config, train_model)",
+            hidden="from effnet_tutorial.exercises.training_project import hidden_cases\n\n"
+            'for split in hidden_cases("final_split"):\n'
+            "    assert check_final_model(final_config, train_model, split=split)",
+        ),
+        Answer(
+            "analysis",
+            "analysis of the experiment",
+            "## 5. Analysis (4 points, graded by hand)\n\n"
+            "In about 300-500 words, explain your table and figure: what each direction cost and "
+            "bought, how your result compares with Figures 3 and 4 of the paper "
+            "{cite:p}`tan2019efficientnet`, and how sure you are of it. Quote your numbers. "
+            "The grader uses this rubric:",
+            rubric=(
+                (
+                    1,
+                    "Reports the four models' multiply-adds (share of the budget), parameters "
+                    "and accuracies, and explains why the directions fill the budget unequally "
+                    "(whole blocks, channels in multiples of 8, feature maps rounded up at "
+                    "stride-2 layers; the late stages' small maps).",
+                ),
+                (
+                    1,
+                    "Compares the single-dimension results with Fig. 3 (each dimension helps, "
+                    "with diminishing gains), and notes what resolution means for 8x8 digits "
+                    "(upsampling adds no detail, only larger feature maps).",
+                ),
+                (
+                    1,
+                    "Compares compound scaling with the single dimensions at the same cost, as "
+                    "Fig. 4 and Observation 2 of §3.3 do, and explains why the small-scale "
+                    "result agrees or not (data set size and difficulty, image size, training "
+                    "length).",
+                ),
+                (
+                    1,
+                    "Judges the differences against the noise of training: the spread between "
+                    "seeds of one model (measured, or the final test's tolerance), and says which "
+                    "differences are significant.",
+                ),
+            ),
+            model_answer=lambda: _a5_model_answer(),
+        ),
+    ),
+)
 
 # ======================================================================================
 # Assignment 6: a speed lab
@@ -1110,6 +1442,5 @@ A6 = Assignment(
     ),
 )
 
-
 #: The course, in the order it is taught.
-ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4, A6)
+ASSIGNMENTS: tuple[Assignment, ...] = (A1, A2, A3, A4, A5, A6)

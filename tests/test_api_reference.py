@@ -1,11 +1,12 @@
 """The API reference of the built book (book/api, Sphinx autodoc): every public name has its entry.
 
 A public module is every module of the package except the classroom's checkers,
-``exercises.assignments`` and ``exercises.speed_lab`` (the instructors' course material,
-documented in book/assignments.md), and private ones (a leading underscore). Each name in a
-public module's ``__all__`` must appear as an anchor ``id="<module>.<name>"`` in the built
-reference, or, for a name the module re-exports, under the module that defines it. Needs
-``make book`` first (as tests/test_book_html.py does).
+``exercises.assignments``, ``exercises.training_project`` and ``exercises.speed_lab`` (the
+instructors' course material, documented in book/assignments.md), and private ones (a
+leading underscore). Each name in a public module's ``__all__`` must appear as an anchor
+``id="<module>.<name>"`` in the built reference, or, for a name the module re-exports,
+under the module that defines it. Needs ``make book`` first (as tests/test_book_html.py
+does).
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import pytest
 import effnet_tutorial
 from test_book_html import html_dir
 
-EXCLUDED = {"effnet_tutorial.exercises.assignments", "effnet_tutorial.exercises.speed_lab"}
+EXCLUDED = {"effnet_tutorial.exercises.assignments",        # the classroom's course material
+            "effnet_tutorial.exercises.training_project",
+            "effnet_tutorial.exercises.speed_lab"}
 
 
 def public_modules() -> list[str]:
