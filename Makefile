@@ -93,7 +93,7 @@ assignments: setup-dev  ## nbgrader: build the classroom assignments into classr
 grade: setup-dev  ## nbgrader: autograde classroom/submitted, feedback and classroom/grades.csv
 	$(PYTHON) tools/classroom.py grade
 
-benchmark: setup-dev  ## every benchmark, results into benchmarks/results/ (about 45 min; see the README)
+benchmark: setup-dev  ## every benchmark, results into benchmarks/results/ (about 25 min; see the README)
 	$(PYTHON) benchmarks/bench_inference.py --profile --fused
 	$(PYTHON) benchmarks/bench_deploy.py --sections fused onnx train compile
 	$(PYTHON) benchmarks/bench_explorer.py --memory
