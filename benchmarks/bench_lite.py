@@ -41,14 +41,10 @@ from effnet_tutorial.imagenet import sample_photos
 from effnet_tutorial.quantize import (CALIBRATION_METHODS, photo_views, quantize_int8,
                                       run_onnx, runtime_op_counts, top1_agreement)
 from machine import machine_info  # noqa: E402  (benchmarks/machine.py)
+from store import spread  # noqa: E402  (benchmarks/store.py)
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "bench_lite.json"
 REFERENCE = "float32 ONNX Runtime"
-
-
-def quartiles(values: list[float]) -> dict:
-    q1, median, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
-    return {"median": median, "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
 
 
 def views_by_photo() -> dict[str, torch.Tensor]:
@@ -87,8 +83,8 @@ def bench_speed(args, model, float_path, views, folder) -> dict:
         rows = {}
         for name, ts in times.items():
             rows[name] = {"median_ms": 1e3 * statistics.median(ts),
-                          "time_ratio_to_float32_ort": quartiles([t / r for t, r in zip(ts, ref)]),
-                          "speedup_over_float32_ort": quartiles([r / t for t, r in zip(ts, ref)])}
+                          "time_ratio_to_float32_ort": spread([t / r for t, r in zip(ts, ref)]),
+                          "speedup_over_float32_ort": spread([r / t for t, r in zip(ts, ref)])}
         result["batches"][str(bs)] = {"rounds": len(ref), "variants": rows}
         print(f"batch {bs:3d}: " + ", ".join(
             f"{k} {v['median_ms']:.1f} ms ({v['speedup_over_float32_ort']['median']:.2f}x)"
